@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole Seashell test suite, as CI runs it: formatting, lints, every
+# crate's tests (unit, integration, property, doc, benchmarks in test mode)
+# and a short fuzzing run. Installs what it needs on Debian, or stops with a
+# message naming what is missing.
+#
+#   scripts/test.sh            everything
+#   SEASHELL_FUZZ_SECONDS=0    skip the fuzzing run (e.g. while iterating)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component" || die "cargo ${component} is missing and could not be installed"
+    fi
+done
+
+# The shared conformance data sits beside the repository.
+if [ -z "${SEASHELL_CONFORMANCE_DIR:-}" ]; then
+    [ -f ../shared/conformance/seed-policies.json ] ||
+        die "../shared/conformance/seed-policies.json is missing (or set SEASHELL_CONFORMANCE_DIR)"
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "cargo test"
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
+
+fuzz_seconds="${SEASHELL_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != 0 ]; then
+    say "fuzzing (${fuzz_seconds}s per target)"
+    scripts/fuzz.sh "$fuzz_seconds"
+fi
+
+say "all tests passed"
