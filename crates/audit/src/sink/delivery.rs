@@ -1,0 +1,568 @@
+//! CloudTrail-style delivery files, the layout SIEM integrations ingest:
+//!
+//! ```text
+//! <root>/AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/
+//!     <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<16 random chars>.json.gz
+//! ```
+//!
+//! each a gzip of `{"Records":[…]}` for one (recipient account, region).
+//!
+//! Crash safety: a record is first appended and fsynced to the JSON lines
+//! journal, and only then acknowledged. Batches are written to a temporary
+//! file, fsynced and renamed into place, and a checkpoint file records which
+//! journal records have reached a file (including batches in flight, settled
+//! on restart by whether their file exists). On open, the journal is replayed
+//! from the checkpoint, so a crash at any point neither loses a record nor
+//! puts one in two files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::Serialize;
+
+use super::checkpoint::{Checkpoint, InFlight};
+use super::jsonl::{encode, Journal};
+use super::{blocking, fsutil, Sink, SinkLag};
+use crate::error::SinkError;
+use crate::redact::RedactedRecord;
+
+/// The longest a record may wait for delivery, as CloudTrail promises.
+pub const MAX_DELIVERY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Where and when the delivery sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// Directory that receives `AWSLogs/…`.
+    pub root: PathBuf,
+    /// The JSON lines journal (also usable as a plain JSON lines log).
+    pub journal: PathBuf,
+    /// The delivery checkpoint file.
+    pub checkpoint: PathBuf,
+    /// A batch is written as soon as it holds this many records.
+    pub max_records: usize,
+    /// A batch is written once its oldest record is this old (at most
+    /// [`MAX_DELIVERY_INTERVAL`]).
+    pub max_age: Duration,
+}
+
+impl DeliveryConfig {
+    /// Defaults under `data_dir`: files in `cloudtrail/`, journal
+    /// `audit.jsonl`, checkpoint `audit.delivery.json`, batches of 1000
+    /// records or 5 minutes.
+    #[must_use]
+    pub fn new(data_dir: impl AsRef<Path>) -> Self {
+        let dir = data_dir.as_ref();
+        Self {
+            root: dir.join("cloudtrail"),
+            journal: dir.join("audit.jsonl"),
+            checkpoint: dir.join("audit.delivery.json"),
+            max_records: 1000,
+            max_age: MAX_DELIVERY_INTERVAL,
+        }
+    }
+
+    /// Sets the batch size.
+    #[must_use]
+    pub fn with_max_records(mut self, max_records: usize) -> Self {
+        self.max_records = max_records;
+        self
+    }
+
+    /// Sets the longest wait before a partial batch is written.
+    #[must_use]
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    fn validate(&self) -> Result<(), SinkError> {
+        if self.max_records == 0 {
+            return Err(SinkError::Config("max_records must be at least 1".into()));
+        }
+        if self.max_age.is_zero() || self.max_age > MAX_DELIVERY_INTERVAL {
+            return Err(SinkError::Config(format!(
+                "max_age must be between 1 ms and {} s, not {:?}",
+                MAX_DELIVERY_INTERVAL.as_secs(),
+                self.max_age
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Writes CloudTrail delivery files, durably journalled first.
+///
+/// Call [`DeliverySink::deliver_due`] every few seconds (for example from a
+/// `tokio::time::interval`) so partial batches go out on time, and
+/// [`Sink::flush`] on shutdown. Dropping the sink without flushing loses
+/// nothing: the next [`DeliverySink::open`] delivers what was pending.
+#[derive(Debug, Clone)]
+pub struct DeliverySink {
+    state: Arc<Mutex<State>>,
+    // Kept apart so metrics never wait behind a batch being written.
+    status: Arc<Mutex<Status>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Status {
+    pending: usize,
+    oldest: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+}
+
+impl DeliverySink {
+    /// Opens the journal and checkpoint, settling any batch a crash left in
+    /// flight and queueing every journalled record not yet delivered.
+    ///
+    /// # Errors
+    /// Invalid configuration, unreadable files, a corrupt journal line or
+    /// checkpoint, or a journal shorter than the checkpoint.
+    pub async fn open(config: DeliveryConfig) -> Result<Self, SinkError> {
+        let state = blocking(move || State::open(config)).await?;
+        let status = Arc::new(Mutex::new(state.status(None)));
+        Ok(Self {
+            state: Arc::new(Mutex::new(state)),
+            status,
+        })
+    }
+
+    /// Writes every batch that is full or whose oldest record has waited
+    /// `max_age`. Returns how many records were delivered.
+    ///
+    /// # Errors
+    /// The first delivery that failed; its records stay queued.
+    pub async fn deliver_due(&self) -> Result<usize, SinkError> {
+        self.deliver(Utc::now(), false).await
+    }
+
+    /// [`Self::deliver_due`] as if the time were `now` (files are named and
+    /// dated by `now`).
+    ///
+    /// # Errors
+    /// As [`Self::deliver_due`].
+    pub async fn deliver_due_at(&self, now: DateTime<Utc>) -> Result<usize, SinkError> {
+        self.deliver(now, false).await
+    }
+
+    /// The last delivery error seen while writing, if the latest delivery
+    /// attempt failed.
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.status.lock().ok().and_then(|s| s.last_error.clone())
+    }
+
+    async fn deliver(&self, now: DateTime<Utc>, force: bool) -> Result<usize, SinkError> {
+        let state = Arc::clone(&self.state);
+        let status = Arc::clone(&self.status);
+        blocking(move || {
+            let mut state = state.lock().map_err(|_| SinkError::Poisoned)?;
+            let result = state.deliver(now, force);
+            publish(&status, &state, result.as_ref().err());
+            result
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Sink for DeliverySink {
+    /// Journals the record (fsynced) and writes its batch if that filled it.
+    /// A failed batch write does not fail the call: the record is durable
+    /// and stays queued; see [`DeliverySink::last_error`].
+    async fn write(&self, record: &RedactedRecord) -> Result<(), SinkError> {
+        let line = encode(record)?;
+        let record = record.clone();
+        let state = Arc::clone(&self.state);
+        let status = Arc::clone(&self.status);
+        blocking(move || {
+            let mut state = state.lock().map_err(|_| SinkError::Poisoned)?;
+            let key = state.append(record, &line)?;
+            let delivery = if state.is_full(&key) {
+                state.deliver(Utc::now(), false).err()
+            } else {
+                None
+            };
+            publish(&status, &state, delivery.as_ref());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes every pending record, whatever the batch size and age.
+    async fn flush(&self) -> Result<(), SinkError> {
+        self.deliver(Utc::now(), true).await.map(drop)
+    }
+
+    fn lag(&self) -> SinkLag {
+        let Ok(status) = self.status.lock() else {
+            return SinkLag::default();
+        };
+        SinkLag {
+            pending_records: status.pending,
+            oldest_pending_age: status
+                .oldest
+                .map(|t| (Utc::now() - t).to_std().unwrap_or(Duration::ZERO)),
+        }
+    }
+}
+
+fn publish(status: &Mutex<Status>, state: &State, error: Option<&SinkError>) {
+    if let Ok(mut s) = status.lock() {
+        *s = state.status(error.map(ToString::to_string));
+    }
+}
+
+/// Records of one (account, region), in journal order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    account: String,
+    region: String,
+}
+
+impl GroupKey {
+    fn of(record: &RedactedRecord) -> Self {
+        Self {
+            account: path_component(record.delivery_account().unwrap_or("unknown")),
+            region: path_component(&record.aws_region),
+        }
+    }
+}
+
+/// Makes a value safe as one path component: no separators, no `..`.
+fn path_component(value: &str) -> String {
+    let cleaned: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "unknown".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+#[derive(Debug)]
+struct Queued {
+    offset: u64,
+    record: RedactedRecord,
+}
+
+#[derive(Debug)]
+struct State {
+    config: DeliveryConfig,
+    journal: Journal,
+    checkpoint: Checkpoint,
+    groups: BTreeMap<GroupKey, Vec<Queued>>,
+    /// Offsets not yet known delivered (queued or in flight): the smallest
+    /// is where the checkpoint's low-water mark must stop.
+    unsettled: BTreeSet<u64>,
+}
+
+/// The result of writing one batch.
+enum Outcome {
+    /// The file is in place and the checkpoint says so.
+    Delivered,
+    /// The file is in place, but recording that failed; a restart settles it.
+    DeliveredUnrecorded(SinkError),
+    /// No file: the records are still queued.
+    Failed(SinkError),
+}
+
+impl State {
+    fn open(config: DeliveryConfig) -> Result<Self, SinkError> {
+        config.validate()?;
+        let journal = Journal::open(&config.journal)?;
+        let mut checkpoint = Checkpoint::load(&config.checkpoint)?;
+        if checkpoint.journal_offset > journal.len() {
+            return Err(SinkError::JournalTruncated {
+                path: config.journal.clone(),
+                len: journal.len(),
+                offset: checkpoint.journal_offset,
+            });
+        }
+        checkpoint.resolve_in_flight(&config.root);
+        let mut state = Self {
+            config,
+            journal,
+            checkpoint,
+            groups: BTreeMap::new(),
+            unsettled: BTreeSet::new(),
+        };
+        state.replay()?;
+        let low_water = state.low_water();
+        state.checkpoint.advance(low_water);
+        state.checkpoint.save(&state.config.checkpoint)?;
+        Ok(state)
+    }
+
+    /// Queues every journalled record the checkpoint does not mark delivered.
+    fn replay(&mut self) -> Result<(), SinkError> {
+        let mut found = Vec::new();
+        let path = self.journal.path().to_owned();
+        let checkpoint = &self.checkpoint;
+        self.journal
+            .read_from(checkpoint.journal_offset, |offset, line| {
+                if checkpoint.is_delivered(offset) {
+                    return Ok(());
+                }
+                let record: RedactedRecord =
+                    serde_json::from_str(line).map_err(|source| SinkError::CorruptJournal {
+                        path: path.clone(),
+                        offset,
+                        source,
+                    })?;
+                found.push(Queued { offset, record });
+                Ok(())
+            })?;
+        for queued in found {
+            self.queue(queued);
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, queued: Queued) -> GroupKey {
+        let key = GroupKey::of(&queued.record);
+        self.unsettled.insert(queued.offset);
+        self.groups.entry(key.clone()).or_default().push(queued);
+        key
+    }
+
+    fn append(&mut self, record: RedactedRecord, line: &[u8]) -> Result<GroupKey, SinkError> {
+        let offset = self.journal.append(line)?;
+        Ok(self.queue(Queued { offset, record }))
+    }
+
+    fn is_full(&self, key: &GroupKey) -> bool {
+        self.groups
+            .get(key)
+            .is_some_and(|g| g.len() >= self.config.max_records)
+    }
+
+    fn low_water(&self) -> u64 {
+        self.unsettled
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.journal.len())
+    }
+
+    fn is_due(&self, group: &[Queued], now: DateTime<Utc>, force: bool) -> bool {
+        let Some(oldest) = group.iter().map(|q| q.record.event_time).min() else {
+            return false;
+        };
+        let max_age =
+            chrono::Duration::from_std(self.config.max_age).unwrap_or(chrono::Duration::MAX);
+        force || group.len() >= self.config.max_records || now - oldest >= max_age
+    }
+
+    /// Writes every due batch; stops at the first failure.
+    fn deliver(&mut self, now: DateTime<Utc>, force: bool) -> Result<usize, SinkError> {
+        let keys: Vec<GroupKey> = self.groups.keys().cloned().collect();
+        let mut delivered = 0;
+        let mut first_error = None;
+        for key in keys {
+            let Some(mut group) = self.groups.remove(&key) else {
+                continue;
+            };
+            while first_error.is_none() && self.is_due(&group, now, force) {
+                let n = group.len().min(self.config.max_records);
+                match self.write_batch(&key, &group[..n], now) {
+                    Outcome::Delivered => {}
+                    Outcome::DeliveredUnrecorded(e) => first_error = Some(e),
+                    Outcome::Failed(e) => {
+                        first_error = Some(e);
+                        break;
+                    }
+                }
+                group.drain(..n);
+                delivered += n;
+            }
+            if !group.is_empty() {
+                self.groups.insert(key, group);
+            }
+        }
+        first_error.map_or(Ok(delivered), Err)
+    }
+
+    fn write_batch(&mut self, key: &GroupKey, batch: &[Queued], now: DateTime<Utc>) -> Outcome {
+        let relative = delivery_path(key, now);
+        let path = self.config.root.join(&relative);
+        let offsets: Vec<u64> = batch.iter().map(|q| q.offset).collect();
+        // Announce the batch before its file can exist, so a crash after
+        // the rename is recognised as delivered on restart.
+        self.checkpoint.in_flight.push(InFlight {
+            file: relative,
+            offsets: offsets.clone(),
+        });
+        if let Err(e) = self.checkpoint.save(&self.config.checkpoint) {
+            self.checkpoint.in_flight.pop();
+            return Outcome::Failed(e);
+        }
+        let dir = fsutil::parent_of(&path).to_owned();
+        if let Err(e) = fsutil::create_dirs(&dir).and_then(|()| write_gzip(&path, batch)) {
+            // No file: on restart the saved in-flight entry resolves to
+            // "not delivered", matching memory.
+            self.checkpoint.in_flight.pop();
+            return Outcome::Failed(e);
+        }
+        if let Err(e) = fsutil::sync_dir(&dir) {
+            // The rename may not survive a power loss: leave the batch in
+            // flight (and its offsets unsettled) for the next open to settle.
+            return Outcome::DeliveredUnrecorded(e);
+        }
+        self.checkpoint.in_flight.pop();
+        self.checkpoint.delivered.extend(offsets.iter().copied());
+        for offset in &offsets {
+            self.unsettled.remove(offset);
+        }
+        let low_water = self.low_water();
+        self.checkpoint.advance(low_water);
+        match self.checkpoint.save(&self.config.checkpoint) {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::DeliveredUnrecorded(e),
+        }
+    }
+
+    fn status(&self, last_error: Option<String>) -> Status {
+        let queued = self.groups.values().flatten();
+        Status {
+            pending: self.groups.values().map(Vec::len).sum(),
+            oldest: queued.map(|q| q.record.event_time).min(),
+            last_error,
+        }
+    }
+}
+
+/// `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<name>.json.gz`.
+fn delivery_path(key: &GroupKey, now: DateTime<Utc>) -> PathBuf {
+    let GroupKey { account, region } = key;
+    let name = format!(
+        "{account}_CloudTrail_{region}_{}_{}.json.gz",
+        now.format("%Y%m%dT%H%MZ"),
+        random_suffix()
+    );
+    Path::new("AWSLogs")
+        .join(account)
+        .join("CloudTrail")
+        .join(region)
+        .join(now.format("%Y").to_string())
+        .join(now.format("%m").to_string())
+        .join(now.format("%d").to_string())
+        .join(name)
+}
+
+/// Sixteen random letters and digits, as in CloudTrail's file names.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // Two v4 UUIDs give 32 bytes from the OS generator; the modulo bias is
+    // irrelevant for a uniqueness suffix.
+    let bytes = [
+        uuid::Uuid::new_v4().into_bytes(),
+        uuid::Uuid::new_v4().into_bytes(),
+    ];
+    bytes
+        .iter()
+        .flatten()
+        .take(16)
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct DeliveryFile<'a> {
+    #[serde(rename = "Records")]
+    records: Vec<&'a RedactedRecord>,
+}
+
+/// Writes `{"Records":[…]}` gzipped to a temporary file, syncs it and
+/// renames it to `path`.
+fn write_gzip(path: &Path, batch: &[Queued]) -> Result<(), SinkError> {
+    let tmp = fsutil::temp_name(path);
+    let result = (|| {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(SinkError::io("create", &tmp))?;
+        let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+        let content = DeliveryFile {
+            records: batch.iter().map(|q| &q.record).collect(),
+        };
+        serde_json::to_writer(&mut gz, &content).map_err(|source| SinkError::Encode {
+            event_id: batch.first().map(|q| q.record.event_id).unwrap_or_default(),
+            source,
+        })?;
+        let mut writer = gz.finish().map_err(SinkError::io("compress", &tmp))?;
+        writer.flush().map_err(SinkError::io("write", &tmp))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| SinkError::io("write", &tmp)(e.into_error()))?;
+        file.sync_all().map_err(SinkError::io("sync", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(SinkError::io("rename into place", path))
+    })();
+    if result.is_err() {
+        // Leave no half-written temporary behind; the error already says why.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn file_layout_matches_cloudtrail() {
+        let key = GroupKey {
+            account: "111122223333".into(),
+            region: "eu-west-1".into(),
+        };
+        let now = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).single();
+        let Some(now) = now else { panic!("valid date") };
+        let path = delivery_path(&key, now);
+        let text = path.to_string_lossy().into_owned();
+        let prefix = "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/04/111122223333_CloudTrail_eu-west-1_20260304T0506Z_";
+        assert!(text.starts_with(prefix), "{text}");
+        let suffix = &text[prefix.len()..];
+        assert_eq!(suffix.len(), 16 + ".json.gz".len(), "{text}");
+        assert!(suffix.ends_with(".json.gz"));
+        assert!(suffix[..16].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(random_suffix(), random_suffix());
+    }
+
+    #[test]
+    fn path_components_cannot_escape() {
+        assert_eq!(path_component("../../etc"), "______etc");
+        assert_eq!(path_component("us-east-1"), "us-east-1");
+        assert_eq!(path_component(""), "unknown");
+        assert_eq!(path_component("a/b"), "a_b");
+    }
+
+    #[test]
+    fn config_is_validated() {
+        let base = DeliveryConfig::new("/tmp/x");
+        assert!(base.validate().is_ok());
+        assert!(base.clone().with_max_records(0).validate().is_err());
+        assert!(base
+            .clone()
+            .with_max_age(Duration::from_secs(301))
+            .validate()
+            .is_err());
+        assert!(base.with_max_age(Duration::ZERO).validate().is_err());
+    }
+}
