@@ -25,6 +25,18 @@ if [ -z "${SEASHELL_CONFORMANCE_DIR:-}" ]; then
         die "../shared/conformance/seed-policies.json is missing (or set SEASHELL_CONFORMANCE_DIR)"
 fi
 
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    say "host packages"
+    scripts/install-runtime-deps.sh
+else
+    die "run as root on Debian: the suite runs real containers and a PostgreSQL server"
+fi
+
+say "PostgreSQL and the AWS clients"
+SEASHELL_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
+SEASHELL_TEST_AWS_BIN="$(scripts/aws-clients.sh)"
+export SEASHELL_TEST_POSTGRES_URL SEASHELL_TEST_AWS_BIN
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,117 @@
+//! Who is calling: SigV4 verification of programmatic requests against the
+//! access keys in the store.
+
+use std::time::SystemTime;
+
+use http::{HeaderMap, Method, StatusCode, Uri};
+use seashell_sigv4::{Payload, Request, ServiceConfig, SigningKey};
+
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::User;
+
+/// What is known about a request that failed authentication, for its audit
+/// record.
+#[derive(Debug)]
+pub struct AuthFailure {
+    /// The error for the caller.
+    pub error: ApiError,
+    /// The access key the request claimed, if it named one.
+    pub access_key_id: Option<String>,
+    /// The owner of that key, if the key exists.
+    pub user: Option<User>,
+}
+
+impl AuthFailure {
+    fn new(error: ApiError) -> AuthFailure {
+        AuthFailure {
+            error,
+            access_key_id: None,
+            user: None,
+        }
+    }
+}
+
+const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
+
+fn sigv4_error(e: &seashell_sigv4::Error) -> ApiError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// Verifies a SigV4-signed request to `service`; returns the caller and the
+/// region of the credential scope.
+pub async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    service: &str,
+) -> Result<(Caller, String), AuthFailure> {
+    let mut header_list: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    // HTTP/2 carries the host as `:authority`, which hyper keeps in the URI;
+    // clients signed it as `host`.
+    let authority = uri.authority().map(|a| a.as_str().to_string());
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(a) = &authority {
+            header_list.push(("host", a.as_bytes()));
+        }
+    }
+    let request = Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers: &header_list,
+        payload: Payload::Bytes(body),
+    };
+    let config = ServiceConfig::new(service, state.config.regions.iter().cloned());
+    let now = SystemTime::now();
+
+    let parsed = seashell_sigv4::parse(&request).map_err(|e| AuthFailure::new(sigv4_error(&e)))?;
+    let failure = |error: ApiError, user: Option<User>| AuthFailure {
+        error,
+        access_key_id: Some(parsed.access_key_id.clone()),
+        user,
+    };
+    // Stale or misdirected requests are refused before any database read.
+    parsed
+        .check(&config, now)
+        .map_err(|e| failure(sigv4_error(&e), None))?;
+    let key = state
+        .store
+        .access_key(&parsed.access_key_id)
+        .await
+        .map_err(|e| failure(ApiError::internal(&e), None))?;
+    let Some(key) = key.filter(|k| k.active) else {
+        return Err(failure(
+            ApiError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", INVALID_TOKEN),
+            None,
+        ));
+    };
+    // A long-term key never comes with a session token.
+    if parsed.session_token.is_some() {
+        return Err(failure(
+            ApiError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", INVALID_TOKEN),
+            Some(key.user),
+        ));
+    }
+    let signing_key = SigningKey::derive(&key.secret, &parsed.scope);
+    let verified = parsed
+        .verify(&request, &config, now, &signing_key)
+        .map_err(|e| failure(sigv4_error(&e), Some(key.user.clone())))?;
+    let user = key.user;
+    let caller = Caller {
+        arn: user.arn(),
+        account_id: user.account_id.clone(),
+        principal_id: user.user_id.clone(),
+        user_name: user.name.clone(),
+        user_id: user.user_id.clone(),
+        access_key_id: key.access_key_id,
+    };
+    Ok((caller, verified.region().to_string()))
+}

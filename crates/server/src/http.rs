@@ -1,0 +1,327 @@
+//! The HTTP surface: health and metrics endpoints, and each service under
+//! its path prefix (DESIGN §2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use seashell_audit::{Record, Sink, UserIdentity};
+use tower_http::trace::TraceLayer;
+
+use crate::auth;
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::metrics::{AuthFailureLabels, OperationLabels, RequestLabels};
+use crate::protocol::query::{self, QueryRequest};
+use crate::services::{sts, Handled};
+use crate::state::AppState;
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/sts", any(sts_endpoint))
+        .route("/sts/", any(sts_endpoint))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+/// Prometheus metrics.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let lag = state.audit.lag();
+    state
+        .metrics
+        .audit_pending
+        .set(i64::try_from(lag.pending_records).unwrap_or(i64::MAX));
+    state.metrics.audit_oldest_pending_seconds.set(
+        lag.oldest_pending_age
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// A Query-protocol service.
+#[derive(Debug, Clone, Copy)]
+struct QueryService {
+    /// SigV4 service name and metrics label.
+    name: &'static str,
+    event_source: &'static str,
+    version: &'static str,
+    xmlns: &'static str,
+}
+
+const STS: QueryService = QueryService {
+    name: "sts",
+    event_source: sts::EVENT_SOURCE,
+    version: sts::VERSION,
+    xmlns: sts::XMLNS,
+};
+
+/// The parts of a request a service needs.
+struct Incoming {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    peer: SocketAddr,
+}
+
+async fn sts_endpoint(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+        peer,
+    };
+    serve_query(&state, STS, incoming, async |caller, req, request_id| {
+        sts::handle(caller, req, request_id)
+    })
+    .await
+}
+
+/// Authenticates, decodes, dispatches, audits and measures one Query request.
+async fn serve_query(
+    state: &AppState,
+    service: QueryService,
+    incoming: Incoming,
+    handler: impl AsyncFnOnce(&Caller, &QueryRequest, &str) -> Result<Handled, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let query_string = incoming.uri.query().unwrap_or_default();
+    // The operation name is known before authentication only for metrics and
+    // the audit record; nothing is acted on until the caller is verified.
+    let action = QueryRequest::decode(query_string, &incoming.body, service.version)
+        .map(|r| r.action)
+        .unwrap_or_else(|_| "unknown".to_string());
+    let span = tracing::info_span!("request", service = service.name, operation = %action, request_id = %request_id);
+    let _enter = span.enter();
+
+    let authenticated = auth::authenticate(
+        state,
+        &incoming.method,
+        &incoming.uri,
+        &incoming.headers,
+        &incoming.body,
+        service.name,
+    )
+    .await;
+    let (caller, region) = match authenticated {
+        Ok(ok) => ok,
+        Err(failure) => {
+            let err = failure.error;
+            state
+                .metrics
+                .auth_failures
+                .get_or_create(&AuthFailureLabels {
+                    service: service.name.to_string(),
+                    code: err.code.clone(),
+                })
+                .inc();
+            // Name who the request claimed to be, so failed attempts against
+            // a key or user can be found in the trail.
+            let identity = match (&failure.user, &failure.access_key_id) {
+                (Some(user), Some(key)) => {
+                    UserIdentity::iam_user(&user.account_id, &user.name, &user.user_id)
+                        .with_access_key_id(key.clone())
+                }
+                (None, Some(key)) => UserIdentity::new(seashell_audit::IdentityType::Unknown)
+                    .with_access_key_id(key.clone()),
+                _ => UserIdentity::new(seashell_audit::IdentityType::Unknown),
+            };
+            let record = Record::api_call(
+                service.event_source,
+                action.clone(),
+                state.default_region(),
+                identity,
+            );
+            let record = with_request(record, &incoming, &request_id)
+                .error(err.code.clone(), err.message.clone());
+            audit(state, record.build()).await;
+            return finish(state, service, &action, started, &request_id, Err(err));
+        }
+    };
+    tracing::debug!(caller = %caller.arn, "authenticated");
+
+    let result = match QueryRequest::decode(query_string, &incoming.body, service.version) {
+        Ok(req) => handler(&caller, &req, &request_id).await,
+        Err(e) => Err(ApiError::validation(e.to_string())),
+    };
+
+    let mut record = Record::api_call(
+        service.event_source,
+        action.clone(),
+        region,
+        caller.audit_identity(),
+    );
+    record = with_request(record, &incoming, &request_id);
+    record = match &result {
+        Ok(handled) => {
+            let mut r = record.read_only(handled.read_only);
+            if let Some(p) = &handled.request_parameters {
+                r = r.request_parameters(p.clone());
+            }
+            if let Some(e) = &handled.response_elements {
+                r = r.response_elements(e.clone());
+            }
+            r
+        }
+        Err(err) => record.error(err.code.clone(), err.message.clone()),
+    };
+    // The record is durable before the reply leaves: a crash after a reply
+    // never loses the record of the call it answered.
+    if !audit(state, record.build()).await {
+        return finish(
+            state,
+            service,
+            &action,
+            started,
+            &request_id,
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The audit trail cannot be written; the request was not carried out.",
+            )),
+        );
+    }
+    finish(
+        state,
+        service,
+        &action,
+        started,
+        &request_id,
+        result.map(|h| h.body),
+    )
+}
+
+fn with_request(
+    record: seashell_audit::record::RecordBuilder,
+    incoming: &Incoming,
+    request_id: &str,
+) -> seashell_audit::record::RecordBuilder {
+    let user_agent = incoming
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    record
+        .source_ip(incoming.peer.ip().to_string())
+        .user_agent(user_agent)
+        .request_id(request_id)
+}
+
+/// Writes an audit record; false if it could not be made durable.
+async fn audit(state: &AppState, record: seashell_audit::RedactedRecord) -> bool {
+    match state.audit.write(&record).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "audit record could not be written");
+            false
+        }
+    }
+}
+
+fn finish(
+    state: &AppState,
+    service: QueryService,
+    action: &str,
+    started: Instant,
+    request_id: &str,
+    result: Result<String, ApiError>,
+) -> Response {
+    let outcome = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.code.clone(),
+    };
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            service: service.name.to_string(),
+            operation: action.to_string(),
+            outcome,
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&OperationLabels {
+            service: service.name.to_string(),
+            operation: action.to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    let xml = HeaderValue::from_static("text/xml");
+    let rid = HeaderValue::from_str(request_id).unwrap_or_else(|_| HeaderValue::from_static(""));
+    match result {
+        Ok(body) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, xml),
+                (header::HeaderName::from_static("x-amzn-requestid"), rid),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(err) => {
+            let body = query::error(
+                service.xmlns,
+                err.fault(),
+                &err.code,
+                &err.message,
+                request_id,
+            );
+            (
+                err.status,
+                [
+                    (header::CONTENT_TYPE, xml),
+                    (header::HeaderName::from_static("x-amzn-requestid"), rid),
+                ],
+                body,
+            )
+                .into_response()
+        }
+    }
+}

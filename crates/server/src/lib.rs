@@ -1,0 +1,24 @@
+//! The Seashell server: HTTP, the service APIs, authentication, state and
+//! audit (DESIGN §1–§3, §7, §8).
+//!
+//! [`server::start`] opens the state, bootstraps the first account and
+//! listens; [`server::Running::run_until`] serves until a shutdown signal.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod builtin;
+pub mod caller;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod password;
+pub mod protocol;
+pub mod server;
+pub mod services;
+pub mod state;
+pub mod store;
+
+pub use config::{Config, LogFormat, Overrides};
+pub use server::{start, Running, ServeError};

@@ -1,0 +1,185 @@
+//! Starting and stopping the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seashell_audit::{DeliveryConfig, DeliverySink, Sink};
+
+use crate::bootstrap::{self, FirstAccount};
+use crate::config::Config;
+use crate::http;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::Store;
+
+/// How long shutdown waits for requests in flight.
+const GRACE: Duration = Duration::from_secs(20);
+/// How often audit delivery files are cut.
+const DELIVERY_TICK: Duration = Duration::from_secs(5);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be prepared.
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Bootstrapping the first account failed.
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    /// The audit trail could not be opened.
+    #[error("cannot open the audit trail: {0}")]
+    Audit(#[from] seashell_audit::SinkError),
+    /// The listener failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS material could not be loaded.
+    #[error("cannot load the TLS certificate or key: {0}")]
+    Tls(std::io::Error),
+}
+
+/// A server that is listening.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// The first account, and the administrator's one-time password if it
+    /// was created just now.
+    pub first_account: FirstAccount,
+    state: Arc<AppState>,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    delivery: tokio::task::JoinHandle<()>,
+}
+
+/// Creates the data directory readable by its owner only.
+pub fn prepare_data_dir(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| ServeError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Opens the state, bootstraps the first account and starts listening.
+pub async fn start(config: Config) -> Result<Running, ServeError> {
+    prepare_data_dir(&config.data_dir)?;
+    let store = Store::open(&config.database_url()).await?;
+    let first_account = bootstrap::ensure_first_account(&store, &config.data_dir).await?;
+    let audit =
+        Arc::new(DeliverySink::open(DeliveryConfig::new(config.data_dir.join("audit"))).await?);
+    let listen = config.listen;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            // One process-wide crypto provider; a second install is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(ServeError::Tls)?,
+            )
+        }
+        _ => None,
+    };
+    let state = Arc::new(AppState {
+        config,
+        store,
+        audit,
+        metrics: Metrics::new(),
+    });
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let handle = axum_server::Handle::new();
+    let task = match tls {
+        Some(tls) => {
+            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+    };
+    let audit = state.audit.clone();
+    let delivery = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DELIVERY_TICK);
+        loop {
+            tick.tick().await;
+            if let Err(e) = audit.deliver_due().await {
+                tracing::error!(error = %e, "audit delivery failed; records stay in the journal");
+            }
+        }
+    });
+    tracing::info!(%local_addr, "listening");
+    Ok(Running {
+        local_addr,
+        first_account,
+        state,
+        handle,
+        task,
+        delivery,
+    })
+}
+
+impl Running {
+    /// The shared state (for tests and administration commands).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Waits for `signal`, then stops accepting connections, lets requests in
+    /// flight finish (up to a grace period), delivers pending audit records
+    /// and closes the database.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let handle = self.handle.clone();
+        let mut task = self.task;
+        tokio::select! {
+            () = signal => {
+                tracing::info!("shutting down");
+                handle.graceful_shutdown(Some(GRACE));
+                let _ = (&mut task).await;
+            }
+            result = &mut task => {
+                if let Ok(Err(e)) = result {
+                    tracing::error!(error = %e, "server stopped");
+                }
+            }
+        }
+        self.delivery.abort();
+        if let Err(e) = self.state.audit.flush().await {
+            tracing::error!(error = %e, "audit records left in the journal for the next start");
+        }
+        self.state.store.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use seashell_audit::DeliverySink;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// The audit trail: journal first, then CloudTrail delivery files.
+    pub audit: Arc<DeliverySink>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// The region used when a request names none (the first configured).
+    pub fn default_region(&self) -> &str {
+        self.config
+            .regions
+            .first()
+            .map(String::as_str)
+            .unwrap_or("us-east-1")
+    }
+}
