@@ -7,6 +7,10 @@ use uuid::Uuid;
 /// Why a sink could not store or deliver records.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The batch this record was written in failed (the error of the write
+    /// that carried several callers' records at once).
+    #[error("audit: the journal write carrying this record failed: {0}")]
+    Batch(String),
     /// A file operation failed.
     #[error("audit: cannot {action} {path}: {source}")]
     Io {

@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+pub mod elastic;
 mod error;
 pub mod history;
 pub mod identity;

@@ -109,6 +109,25 @@ pub struct DeliverySink {
     state: Arc<Mutex<State>>,
     // Kept apart so metrics never wait behind a batch being written.
     status: Arc<Mutex<Status>>,
+    // Records waiting for the next journal write (group commit).
+    pending: Arc<Mutex<Pending>>,
+}
+
+/// A record waiting to be journalled, and who to tell when it is.
+type Waiting = (
+    RedactedRecord,
+    Vec<u8>,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// Group commit: concurrent writers queue their records; one of them (the
+/// leader) writes everything queued with one write and one fsync, then
+/// repeats until the queue is empty. Under load many records share each
+/// fsync; alone, a record costs the same single fsync as before.
+#[derive(Debug, Default)]
+struct Pending {
+    items: Vec<Waiting>,
+    leader: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +150,7 @@ impl DeliverySink {
         Ok(Self {
             state: Arc::new(Mutex::new(state)),
             status,
+            pending: Arc::new(Mutex::new(Pending::default())),
         })
     }
 
@@ -179,21 +199,25 @@ impl Sink for DeliverySink {
     /// and stays queued; see [`DeliverySink::last_error`].
     async fn write(&self, record: &RedactedRecord) -> Result<(), SinkError> {
         let line = encode(record)?;
-        let record = record.clone();
-        let state = Arc::clone(&self.state);
-        let status = Arc::clone(&self.status);
-        blocking(move || {
-            let mut state = state.lock().map_err(|_| SinkError::Poisoned)?;
-            let key = state.append(record, &line)?;
-            let delivery = if state.is_full(&key) {
-                state.deliver(Utc::now(), false).err()
-            } else {
-                None
-            };
-            publish(&status, &state, delivery.as_ref());
-            Ok(())
-        })
-        .await
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut pending = self.pending.lock().map_err(|_| SinkError::Poisoned)?;
+            pending.items.push((record.clone(), line, done));
+            !std::mem::replace(&mut pending.leader, true)
+        };
+        if lead {
+            let (pending, state, status) = (
+                Arc::clone(&self.pending),
+                Arc::clone(&self.state),
+                Arc::clone(&self.status),
+            );
+            tokio::task::spawn_blocking(move || commit_queued(&pending, &state, &status));
+        }
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(SinkError::Batch(message)),
+            Err(_) => Err(SinkError::Worker("the journal writer stopped".into())),
+        }
     }
 
     /// Writes every pending record, whatever the batch size and age.
@@ -210,6 +234,41 @@ impl Sink for DeliverySink {
             oldest_pending_age: status
                 .oldest
                 .map(|t| (Utc::now() - t).to_std().unwrap_or(Duration::ZERO)),
+        }
+    }
+}
+
+/// The leader's loop: journal everything queued, answer its writers, repeat
+/// until nothing is queued.
+fn commit_queued(pending: &Mutex<Pending>, state: &Mutex<State>, status: &Mutex<Status>) {
+    loop {
+        let batch = match pending.lock() {
+            Ok(mut p) if p.items.is_empty() => {
+                p.leader = false;
+                return;
+            }
+            Ok(mut p) => std::mem::take(&mut p.items),
+            // A poisoned queue cannot be served; its writers see their
+            // channel close.
+            Err(_) => return,
+        };
+        let (records, rest): (Vec<RedactedRecord>, Vec<(Vec<u8>, _)>) =
+            batch.into_iter().map(|(r, l, d)| (r, (l, d))).unzip();
+        let (lines, waiters): (Vec<Vec<u8>>, Vec<_>) = rest.into_iter().unzip();
+        let result = (|| -> Result<(), SinkError> {
+            let mut state = state.lock().map_err(|_| SinkError::Poisoned)?;
+            let keys = state.append_many(records, &lines)?;
+            let delivery = if keys.iter().any(|k| state.is_full(k)) {
+                state.deliver(Utc::now(), false).err()
+            } else {
+                None
+            };
+            publish(status, &state, delivery.as_ref());
+            Ok(())
+        })();
+        let answer = result.map_err(|e| e.to_string());
+        for waiter in waiters {
+            let _ = waiter.send(answer.clone());
         }
     }
 }
@@ -341,9 +400,18 @@ impl State {
         key
     }
 
-    fn append(&mut self, record: RedactedRecord, line: &[u8]) -> Result<GroupKey, SinkError> {
-        let offset = self.journal.append(line)?;
-        Ok(self.queue(Queued { offset, record }))
+    fn append_many(
+        &mut self,
+        records: Vec<RedactedRecord>,
+        lines: &[Vec<u8>],
+    ) -> Result<Vec<GroupKey>, SinkError> {
+        let slices: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        let offsets = self.journal.append_many(&slices)?;
+        Ok(records
+            .into_iter()
+            .zip(offsets)
+            .map(|(record, offset)| self.queue(Queued { offset, record }))
+            .collect())
     }
 
     fn is_full(&self, key: &GroupKey) -> bool {

@@ -100,6 +100,39 @@ impl Journal {
         Ok(offset)
     }
 
+    /// Appends several lines with one write and one sync (group commit).
+    /// Returns each line's starting offset. All or none are appended.
+    pub(crate) fn append_many(&mut self, lines: &[&[u8]]) -> Result<Vec<u64>, SinkError> {
+        if self.broken {
+            return Err(SinkError::io("append to", &self.path)(
+                std::io::Error::other(
+                    "an earlier failed append could not be rolled back; reopen the journal",
+                ),
+            ));
+        }
+        let start = self.len;
+        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        let mut offsets = Vec::with_capacity(lines.len());
+        for line in lines {
+            offsets.push(start + buf.len() as u64);
+            buf.extend_from_slice(line);
+            buf.push(b'\n');
+        }
+        let result = self
+            .file
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| self.file.write_all(&buf))
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = result {
+            if self.file.set_len(start).is_err() {
+                self.broken = true;
+            }
+            return Err(SinkError::io("append to", &self.path)(e));
+        }
+        self.len = start + buf.len() as u64;
+        Ok(offsets)
+    }
+
     /// Reads the complete lines from byte `from` on, calling `each` with
     /// each line's offset and text (blank lines skipped).
     pub(crate) fn read_from(
