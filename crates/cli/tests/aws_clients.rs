@@ -26,6 +26,62 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Stops the server the way an operator does (SIGTERM) and waits, so
+    /// every audit sink is flushed.
+    fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "seashell serve exited with {exit}");
+    }
+
+    /// Every audit record in every sink: the journal, the delivery files
+    /// and the database's history table, as text.
+    async fn all_audit_text(&self) -> String {
+        let mut text = std::fs::read_to_string(self.data_dir.path().join("audit/audit.jsonl"))
+            .expect("journal");
+        let mut stack = vec![self.data_dir.path().join("audit/cloudtrail")];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    use std::io::Read;
+                    let mut gz =
+                        flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("open"));
+                    gz.read_to_string(&mut text).expect("gunzip");
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 0, "delivery files were written on shutdown");
+        let url = self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.path().join("seashell.db").display()
+            )
+        });
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        let rows = sqlx::query("SELECT record FROM audit_events")
+            .fetch_all(&mut conn)
+            .await
+            .expect("rows");
+        assert!(!rows.is_empty(), "the history table holds the records");
+        for row in rows {
+            use sqlx::Row;
+            text.push_str(&row.try_get::<String, _>("record").expect("record"));
+        }
+        text
+    }
+}
+
 fn seashell() -> Command {
     Command::new(env!("CARGO_BIN_EXE_seashell"))
 }
@@ -106,6 +162,7 @@ fn client(program: &Path, server: &Server, key_id: &str, secret: &str) -> Comman
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL_STS", server.endpoint("sts"))
         .env("AWS_ENDPOINT_URL_IAM", server.endpoint("iam"))
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", server.endpoint("cloudtrail"))
         .env("AWS_CONFIG_FILE", home.join("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"));
     cmd
@@ -137,7 +194,8 @@ async fn fresh_postgres_database() -> String {
     format!("{prefix}/{name}")
 }
 
-fn check_get_caller_identity(server: &Server) {
+/// Returns the secrets it used, for the audit check.
+fn check_get_caller_identity(server: &Server) -> Vec<String> {
     let keys = server.bootstrap();
     let key_id = keys["AccessKeyId"].as_str().expect("key id");
     let secret = keys["SecretAccessKey"].as_str().expect("secret");
@@ -174,6 +232,48 @@ fn check_get_caller_identity(server: &Server) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "boto3 failed: {stderr}");
     assert_eq!(stdout.trim(), format!("\"{arn}\""));
+
+    // GetSessionToken: temporary credentials that act as the same user.
+    let mut cmd = client(&aws, server, key_id, secret);
+    cmd.args([
+        "sts",
+        "get-session-token",
+        "--duration-seconds",
+        "900",
+        "--output",
+        "json",
+    ]);
+    let session = aws_json(&mut cmd);
+    let temp = &session["Credentials"];
+    let temp_key = temp["AccessKeyId"].as_str().expect("key");
+    let temp_secret = temp["SecretAccessKey"].as_str().expect("secret");
+    let temp_token = temp["SessionToken"].as_str().expect("token");
+    assert!(temp_key.starts_with("ASIA"));
+    let mut cmd = client(&aws, server, temp_key, temp_secret);
+    cmd.env("AWS_SESSION_TOKEN", temp_token).args([
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(aws_json(&mut cmd)["Arn"], arn.as_str());
+    // Session credentials cannot mint more of themselves, and a bad duration
+    // is refused.
+    let out = client(&aws, server, temp_key, temp_secret)
+        .env("AWS_SESSION_TOKEN", temp_token)
+        .args(["sts", "get-session-token"])
+        .output()
+        .expect("run aws");
+    assert!(text(&out).1.contains("(AccessDenied)"), "{}", text(&out).1);
+    let out = client(&aws, server, key_id, secret)
+        .args(["sts", "get-session-token", "--duration-seconds", "129601"])
+        .output()
+        .expect("run aws");
+    assert!(
+        text(&out).1.contains("(ValidationError)"),
+        "{}",
+        text(&out).1
+    );
 
     // A wrong secret and an unknown key get AWS's own errors.
     let out = client(
@@ -215,13 +315,13 @@ fn check_get_caller_identity(server: &Server) {
             r["eventName"] == "GetCallerIdentity" && r["eventSource"] == "sts.amazonaws.com"
         })
         .collect();
-    assert_eq!(calls.len(), 4, "{journal}");
+    assert_eq!(calls.len(), 5, "{journal}");
     assert_eq!(
         calls
             .iter()
             .filter(|r| r.get("errorCode").is_none())
             .count(),
-        2
+        3
     );
     assert!(calls
         .iter()
@@ -240,17 +340,245 @@ fn check_get_caller_identity(server: &Server) {
             "a secret reached the audit journal"
         );
     }
+    vec![
+        secret.to_string(),
+        "wrong-secret-wrong-secret-wrong-secret-00".to_string(),
+        temp_secret.to_string(),
+        temp_token.to_string(),
+    ]
 }
 
-#[test]
-fn aws_cli_and_boto3_on_sqlite() {
-    let server = Server::start(None);
-    check_get_caller_identity(&server);
+fn aws_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().expect("run aws");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// `aws cloudtrail lookup-events` finds the calls made so far. Returns the
+/// secrets it created, for the audit check.
+fn check_lookup_events(server: &Server) -> Vec<String> {
+    let keys = server.bootstrap();
+    let key_id = keys["AccessKeyId"].as_str().expect("key id");
+    let secret = keys["SecretAccessKey"].as_str().expect("secret");
+    let aws = aws_bin().join("aws");
+    let lookup = |args: &[&str]| {
+        let mut cmd = client(&aws, server, key_id, secret);
+        cmd.args(["cloudtrail", "lookup-events", "--output", "json"])
+            .args(args);
+        aws_json(&mut cmd)
+    };
+
+    let by_name = lookup(&[
+        "--lookup-attributes",
+        "AttributeKey=EventName,AttributeValue=GetCallerIdentity",
+    ]);
+    let events = by_name["Events"].as_array().expect("Events");
+    // The three successful calls and the wrong-secret one belong to the
+    // account; the call with an unknown key belongs to no account.
+    assert_eq!(events.len(), 4, "{by_name}");
+    for e in events {
+        assert_eq!(e["EventName"], "GetCallerIdentity");
+        assert_eq!(e["EventSource"], "sts.amazonaws.com");
+        let inner: serde_json::Value =
+            serde_json::from_str(e["CloudTrailEvent"].as_str().expect("CloudTrailEvent"))
+                .expect("record JSON");
+        assert_eq!(inner["eventVersion"], "1.11");
+        assert_eq!(inner["eventName"], "GetCallerIdentity");
+    }
+    // Newest first.
+    let times: Vec<f64> = events
+        .iter()
+        .map(|e| e["EventTime"].as_f64().unwrap_or_default())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+
+    // Paging through one event at a time visits each exactly once.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut args = vec![
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=GetCallerIdentity",
+            "--max-items",
+            "1",
+        ];
+        if let Some(t) = &token {
+            args.extend(["--starting-token", t.as_str()]);
+        }
+        let page = lookup(&args);
+        for e in page["Events"].as_array().expect("Events") {
+            seen.push(e["EventId"].as_str().expect("EventId").to_string());
+        }
+        match page["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(unique.len(), 4);
+
+    // Username and read-only filters; the lookups themselves are recorded.
+    let by_user = lookup(&[
+        "--lookup-attributes",
+        "AttributeKey=Username,AttributeValue=admin",
+    ]);
+    assert!(by_user["Events"].as_array().expect("Events").len() >= 2);
+    let lookups = lookup(&[
+        "--lookup-attributes",
+        "AttributeKey=EventName,AttributeValue=LookupEvents",
+    ]);
+    assert!(!lookups["Events"].as_array().expect("Events").is_empty());
+    let writes = lookup(&[
+        "--lookup-attributes",
+        "AttributeKey=ReadOnly,AttributeValue=false",
+    ]);
+    assert!(writes["Events"]
+        .as_array()
+        .expect("Events")
+        .iter()
+        .all(|e| e["ReadOnly"] == "false"));
+
+    // A bad attribute gets CloudTrail's own error.
+    let out = client(&aws, server, key_id, secret)
+        .args([
+            "cloudtrail",
+            "lookup-events",
+            "--lookup-attributes",
+            "AttributeKey=ReadOnly,AttributeValue=maybe",
+        ])
+        .output()
+        .expect("run aws");
+    assert!(
+        text(&out).1.contains("InvalidLookupAttributesException"),
+        "{}",
+        text(&out).1
+    );
+
+    // A user with no policy may not read the trail.
+    let mut create = client(&aws, server, key_id, secret);
+    create.args([
+        "iam",
+        "create-user",
+        "--user-name",
+        "nobody",
+        "--output",
+        "json",
+    ]);
+    aws_json(&mut create);
+    let mut keys = client(&aws, server, key_id, secret);
+    keys.args([
+        "iam",
+        "create-access-key",
+        "--user-name",
+        "nobody",
+        "--output",
+        "json",
+    ]);
+    let nobody = aws_json(&mut keys);
+    let out = client(
+        &aws,
+        server,
+        nobody["AccessKey"]["AccessKeyId"].as_str().expect("key"),
+        nobody["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret"),
+    )
+    .args(["cloudtrail", "lookup-events"])
+    .output()
+    .expect("run aws");
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("(AccessDenied)")
+            && stderr.contains("user/nobody is not authorized to perform: cloudtrail:LookupEvents"),
+        "{stderr}"
+    );
+    check_elastic_mapping(server);
+    vec![
+        secret.to_string(),
+        nobody["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+    ]
+}
+
+/// The server's records, as Elastic's CloudTrail integration indexes them:
+/// allowed calls are successes, denied ones failures, with the right
+/// provider, action and user.
+fn check_elastic_mapping(server: &Server) {
+    use seashell_audit::elastic::{field, ingest};
+    let journal =
+        std::fs::read_to_string(server.data_dir.path().join("audit/audit.jsonl")).expect("journal");
+    let docs: Vec<_> = journal
+        .lines()
+        .map(|l| ingest(&serde_json::from_str(l).expect("record")))
+        .collect();
+    let allowed = docs
+        .iter()
+        .find(|d| {
+            field(d, "event.action") == Some("GetCallerIdentity")
+                && field(d, "event.outcome") == Some("success")
+        })
+        .expect("an allowed call");
+    assert_eq!(field(allowed, "event.provider"), Some("sts.amazonaws.com"));
+    assert_eq!(field(allowed, "user.name"), Some("admin"));
+    assert_eq!(field(allowed, "source.ip"), Some("127.0.0.1"));
+    let denied = docs
+        .iter()
+        .find(|d| {
+            field(d, "aws.cloudtrail.error_code") == Some("AccessDenied")
+                && field(d, "event.action") == Some("LookupEvents")
+        })
+        .expect("a denied call");
+    assert_eq!(field(denied, "event.outcome"), Some("failure"));
+    assert_eq!(
+        field(denied, "event.provider"),
+        Some("cloudtrail.amazonaws.com")
+    );
+    assert_eq!(field(denied, "event.action"), Some("LookupEvents"));
+    assert_eq!(field(denied, "user.name"), Some("nobody"));
+    let bad_signature = docs
+        .iter()
+        .find(|d| field(d, "aws.cloudtrail.error_code") == Some("SignatureDoesNotMatch"))
+        .expect("a bad signature");
+    assert_eq!(field(bad_signature, "event.outcome"), Some("failure"));
+}
+
+/// No secret any test created appears in any audit sink.
+async fn check_no_secrets(server: &mut Server, secrets: &[String]) {
+    server.stop();
+    let text = server.all_audit_text().await;
+    for secret in secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret reached an audit sink"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_cli_and_boto3_on_sqlite() {
+    let mut server = tokio::task::block_in_place(|| Server::start(None));
+    let secrets = tokio::task::block_in_place(|| {
+        let mut secrets = check_get_caller_identity(&server);
+        secrets.extend(check_lookup_events(&server));
+        secrets
+    });
+    check_no_secrets(&mut server, &secrets).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_cli_and_boto3_on_postgres() {
     let url = fresh_postgres_database().await;
     let server = tokio::task::block_in_place(|| Server::start(Some(url)));
-    tokio::task::block_in_place(|| check_get_caller_identity(&server));
+    let mut server = server;
+    let secrets = tokio::task::block_in_place(|| {
+        let mut secrets = check_get_caller_identity(&server);
+        secrets.extend(check_lookup_events(&server));
+        secrets
+    });
+    check_no_secrets(&mut server, &secrets).await;
 }

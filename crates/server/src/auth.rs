@@ -10,6 +10,7 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::User;
+use subtle::ConstantTimeEq;
 
 /// What is known about a request that failed authentication, for its audit
 /// record.
@@ -82,6 +83,9 @@ pub async fn authenticate(
     parsed
         .check(&config, now)
         .map_err(|e| failure(sigv4_error(&e), None))?;
+    if parsed.access_key_id.starts_with("ASIA") {
+        return temporary(state, &request, &config, now, &parsed, failure).await;
+    }
     let key = state
         .store
         .access_key(&parsed.access_key_id)
@@ -112,6 +116,65 @@ pub async fn authenticate(
         user_name: user.name.clone(),
         user_id: user.user_id.clone(),
         access_key_id: key.access_key_id,
+        session: None,
+    };
+    Ok((caller, verified.region().to_string()))
+}
+
+/// Verifies a request signed with temporary credentials (`ASIA…`): the
+/// session token must be the one issued with them, and they must be neither
+/// revoked (sign-out) nor expired.
+async fn temporary(
+    state: &AppState,
+    request: &Request<'_>,
+    config: &ServiceConfig,
+    now: SystemTime,
+    parsed: &seashell_sigv4::ParsedAuth,
+    failure: impl Fn(ApiError, Option<User>) -> AuthFailure,
+) -> Result<(Caller, String), AuthFailure> {
+    let invalid = || ApiError::new(StatusCode::FORBIDDEN, "InvalidClientTokenId", INVALID_TOKEN);
+    let credential = state
+        .store
+        .temporary_credential(&parsed.access_key_id)
+        .await
+        .map_err(|e| failure(ApiError::internal(&e), None))?;
+    let Some(credential) = credential else {
+        return Err(failure(invalid(), None));
+    };
+    let token_matches = parsed.session_token.as_deref().is_some_and(|token| {
+        bool::from(token.as_bytes().ct_eq(credential.session_token.as_bytes()))
+    });
+    if !token_matches || credential.revoked {
+        return Err(failure(invalid(), Some(credential.user)));
+    }
+    if credential.expires_at <= crate::store::now_ms() {
+        return Err(failure(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+            Some(credential.user),
+        ));
+    }
+    let signing_key = SigningKey::derive(&credential.secret, &parsed.scope);
+    let verified = parsed
+        .verify(request, config, now, &signing_key)
+        .map_err(|e| failure(sigv4_error(&e), Some(credential.user.clone())))?;
+    let user = credential.user;
+    let issued_at =
+        chrono::DateTime::from_timestamp_millis(credential.created_at).unwrap_or_default();
+    let caller = Caller {
+        arn: user.arn(),
+        account_id: user.account_id.clone(),
+        principal_id: user.user_id.clone(),
+        user_name: user.name.clone(),
+        user_id: user.user_id.clone(),
+        access_key_id: credential.access_key_id,
+        session: Some(crate::caller::CallerSession {
+            issued_at,
+            mfa_authenticated: credential.mfa_authenticated,
+        }),
     };
     Ok((caller, verified.region().to_string()))
 }

@@ -17,12 +17,43 @@ pub struct Caller {
     pub user_id: String,
     /// The access key the request was signed with.
     pub access_key_id: String,
+    /// For temporary credentials (`ASIA…` with a session token), their
+    /// session; `None` for a long-term access key.
+    pub session: Option<CallerSession>,
+}
+
+/// The session of temporary credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerSession {
+    /// When the credentials were issued.
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+    /// Whether they were issued after an MFA check
+    /// (`aws:MultiFactorAuthPresent`).
+    pub mfa_authenticated: bool,
+}
+
+impl Caller {
+    /// Whether the caller proved possession of an MFA device.
+    pub fn mfa_authenticated(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.mfa_authenticated)
+    }
 }
 
 impl Caller {
     /// The caller as an audit record's `userIdentity`.
     pub fn audit_identity(&self) -> UserIdentity {
-        UserIdentity::iam_user(&self.account_id, &self.user_name, &self.principal_id)
-            .with_access_key_id(self.access_key_id.clone())
+        let identity =
+            UserIdentity::iam_user(&self.account_id, &self.user_name, &self.principal_id)
+                .with_access_key_id(self.access_key_id.clone());
+        match &self.session {
+            // Session credentials of an IAM user carry a session context.
+            Some(session) => identity.with_session_context(
+                seashell_audit::SessionContext::user_session(seashell_audit::SessionAttributes {
+                    creation_date: session.issued_at,
+                    mfa_authenticated: session.mfa_authenticated,
+                }),
+            ),
+            None => identity,
+        }
     }
 }

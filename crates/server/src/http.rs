@@ -9,28 +9,39 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use seashell_audit::{Record, Sink, UserIdentity};
 use tower_http::trace::TraceLayer;
 
-use crate::auth;
+mod json;
+
+use crate::authz::RequestInfo;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::metrics::{AuthFailureLabels, OperationLabels, RequestLabels};
 use crate::protocol::query::{self, QueryRequest};
-use crate::services::{sts, Handled};
+use crate::services::{iam, sts, Handled};
 use crate::state::AppState;
+use crate::{auth, signin};
 
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
+        .route("/signin", get(signin::signin_form).post(signin::signin))
+        .route("/signin/password", post(signin::change_password))
+        .route("/signout", post(signin::signout))
+        .route("/whoami", get(signin::whoami))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/cloudtrail", any(json::cloudtrail_endpoint))
+        .route("/cloudtrail/", any(json::cloudtrail_endpoint))
         .route("/sts", any(sts_endpoint))
         .route("/sts/", any(sts_endpoint))
+        .route("/iam", any(iam_endpoint))
+        .route("/iam/", any(iam_endpoint))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -91,6 +102,13 @@ const STS: QueryService = QueryService {
     xmlns: sts::XMLNS,
 };
 
+const IAM: QueryService = QueryService {
+    name: "iam",
+    event_source: iam::EVENT_SOURCE,
+    version: iam::VERSION,
+    xmlns: iam::XMLNS,
+};
+
 /// The parts of a request a service needs.
 struct Incoming {
     method: Method,
@@ -116,7 +134,35 @@ async fn sts_endpoint(
         peer,
     };
     serve_query(&state, STS, incoming, async |caller, req, request_id| {
-        sts::handle(caller, req, request_id)
+        sts::handle(&state, caller, req, request_id).await
+    })
+    .await
+}
+
+async fn iam_endpoint(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let info = RequestInfo::from_signed(
+        peer.ip(),
+        state.config.tls_cert.is_some(),
+        &headers,
+        uri.query().unwrap_or_default(),
+        state.default_region(),
+    );
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+        peer,
+    };
+    serve_query(&state, IAM, incoming, async |caller, req, request_id| {
+        iam::handle(&state, caller, &info, req, request_id).await
     })
     .await
 }
@@ -208,7 +254,9 @@ async fn serve_query(
             }
             r
         }
-        Err(err) => record.error(err.code.clone(), err.message.clone()),
+        Err(err) => record
+            .read_only(is_read_only(&action))
+            .error(err.code.clone(), err.message.clone()),
     };
     // The record is durable before the reply leaves: a crash after a reply
     // never loses the record of the call it answered.
@@ -236,6 +284,22 @@ async fn serve_query(
     )
 }
 
+/// Whether an operation only reads, by AWS's naming (used for the records of
+/// failed calls; a successful call's handler says so itself). CloudTrail
+/// counts STS's credential-issuing calls as read-only too.
+fn is_read_only(action: &str) -> bool {
+    [
+        "Get",
+        "List",
+        "Describe",
+        "Lookup",
+        "Simulate",
+        "AssumeRole",
+    ]
+    .iter()
+    .any(|p| action.starts_with(p))
+}
+
 fn with_request(
     record: seashell_audit::record::RecordBuilder,
     incoming: &Incoming,
@@ -256,12 +320,43 @@ fn with_request(
 /// Writes an audit record; false if it could not be made durable.
 async fn audit(state: &AppState, record: seashell_audit::RedactedRecord) -> bool {
     match state.audit.write(&record).await {
-        Ok(()) => true,
+        Ok(()) => {
+            state.indexer.index(record);
+            true
+        }
         Err(e) => {
             tracing::error!(error = %e, "audit record could not be written");
             false
         }
     }
+}
+
+/// Counts the request and its latency.
+fn record_metrics(
+    state: &AppState,
+    service: &str,
+    action: &str,
+    started: Instant,
+    error: Option<&ApiError>,
+) {
+    let outcome = error.map_or_else(|| "ok".to_string(), |e| e.code.clone());
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            service: service.to_string(),
+            operation: action.to_string(),
+            outcome,
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&OperationLabels {
+            service: service.to_string(),
+            operation: action.to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
 }
 
 fn finish(
@@ -272,27 +367,7 @@ fn finish(
     request_id: &str,
     result: Result<String, ApiError>,
 ) -> Response {
-    let outcome = match &result {
-        Ok(_) => "ok".to_string(),
-        Err(e) => e.code.clone(),
-    };
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            service: service.name.to_string(),
-            operation: action.to_string(),
-            outcome,
-        })
-        .inc();
-    state
-        .metrics
-        .latency
-        .get_or_create(&OperationLabels {
-            service: service.name.to_string(),
-            operation: action.to_string(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    record_metrics(state, service.name, action, started, result.as_ref().err());
     let xml = HeaderValue::from_static("text/xml");
     let rid = HeaderValue::from_str(request_id).unwrap_or_else(|_| HeaderValue::from_static(""));
     match result {

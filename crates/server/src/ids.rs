@@ -35,6 +35,20 @@ pub fn access_key_id() -> String {
     format!("AKIA{}", pick(BASE32, 16))
 }
 
+/// A temporary access key ID: `ASIA` and 16 characters.
+pub fn temporary_access_key_id() -> String {
+    format!("ASIA{}", pick(BASE32, 16))
+}
+
+/// A session token: 64 random bytes, base64.
+pub fn session_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut bytes = [0u8; 64];
+    OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// A 40-character secret access key (240 bits of entropy).
 pub fn secret_access_key() -> String {
     pick(SECRET, 40)

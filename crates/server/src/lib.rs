@@ -5,6 +5,7 @@
 //! listens; [`server::Running::run_until`] serves until a shutdown signal.
 
 pub mod auth;
+pub mod authz;
 pub mod bootstrap;
 pub mod builtin;
 pub mod caller;
@@ -12,11 +13,15 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod indexer;
 pub mod metrics;
+pub mod mfa;
 pub mod password;
+pub mod password_policy;
 pub mod protocol;
 pub mod server;
 pub mod services;
+pub mod signin;
 pub mod state;
 pub mod store;
 

@@ -11,6 +11,7 @@ use seashell_audit::{DeliveryConfig, DeliverySink, Sink};
 use crate::bootstrap::{self, FirstAccount};
 use crate::config::Config;
 use crate::http;
+use crate::indexer::Indexer;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::Store;
@@ -65,6 +66,7 @@ pub struct Running {
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     delivery: tokio::task::JoinHandle<()>,
+    indexer_task: tokio::task::JoinHandle<()>,
 }
 
 /// Creates the data directory readable by its owner only.
@@ -98,11 +100,13 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         }
         _ => None,
     };
+    let (indexer, indexer_task) = Indexer::spawn(store.clone());
     let state = Arc::new(AppState {
         config,
         store,
         audit,
         metrics: Metrics::new(),
+        indexer,
     });
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let listener = std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
@@ -148,6 +152,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         handle,
         task,
         delivery,
+        indexer_task,
     })
 }
 
@@ -176,6 +181,8 @@ impl Running {
             }
         }
         self.delivery.abort();
+        self.state.indexer.flush().await;
+        self.indexer_task.abort();
         if let Err(e) = self.state.audit.flush().await {
             tracing::error!(error = %e, "audit records left in the journal for the next start");
         }

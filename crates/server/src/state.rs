@@ -5,6 +5,7 @@ use std::sync::Arc;
 use seashell_audit::DeliverySink;
 
 use crate::config::Config;
+use crate::indexer::Indexer;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub audit: Arc<DeliverySink>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Copies audit records into the database for `LookupEvents`.
+    pub indexer: Indexer,
 }
 
 impl AppState {

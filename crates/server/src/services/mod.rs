@@ -1,5 +1,7 @@
 //! The services, one module each.
 
+pub mod cloudtrail;
+pub mod iam;
 pub mod sts;
 
 use serde_json::Value;

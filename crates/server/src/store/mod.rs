@@ -10,6 +10,10 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 
 use crate::ids;
 
+mod audit;
+pub mod console;
+
+pub mod iam;
 
 /// A database failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,9 @@ pub enum StoreError {
         /// Why.
         source: sqlx::Error,
     },
+    /// A value could not be encoded for storage.
+    #[error("cannot encode a value for the database: {0}")]
+    Encode(String),
     /// A name that must be unique is taken.
     #[error("{0} already exists")]
     AlreadyExists(String),

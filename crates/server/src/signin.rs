@@ -1,0 +1,587 @@
+//! Console sign-in and sign-out (DESIGN §3).
+//!
+//! `POST /signin` checks the account (ID or alias), user name, password and,
+//! when the user has an MFA device, a one-time code. Success starts a console
+//! session: an `HttpOnly`, `SameSite=Strict` cookie (`Secure` under TLS), a
+//! CSRF token the page sends back in `X-CSRF-Token` on every change, and
+//! temporary credentials (`ASIA…`) that live and die with the session. A
+//! first administrator's one-time password must be changed first
+//! (`POST /signin/password`). Every attempt is a `ConsoleLogin` record.
+//! Failures never say which part was wrong; repeated failures lock the user
+//! out for a time that doubles with each further failure.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
+use base64::Engine as _;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use seashell_audit::signin::{ConsoleLogin, LoginOutcome};
+use seashell_audit::Sink;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::state::AppState;
+use crate::store::console::{ConsoleSession, SigninFailures};
+use crate::store::{now_ms, User};
+use crate::{ids, mfa, password, password_policy};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "seashell_session";
+/// The cookie carrying the CSRF token for the page's scripts.
+pub const CSRF_COOKIE: &str = "seashell_csrf";
+/// The header a page sends the CSRF token back in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a console session (and its credentials) lasts.
+pub const SESSION_MS: i64 = 12 * 3600 * 1000;
+/// Failures allowed before lockout starts.
+const FREE_FAILURES: i64 = 5;
+/// The longest lockout.
+const MAX_LOCK_MS: i64 = 15 * 60 * 1000;
+/// What every failed sign-in is told, whatever was wrong.
+pub const GENERIC_FAILURE: &str = "Your authentication information is incorrect. Please try again.";
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct SigninForm {
+    /// Account ID or alias.
+    pub account: String,
+    /// IAM user name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// MFA code, when the user has a device.
+    #[serde(default)]
+    pub mfa_code: Option<String>,
+}
+
+/// The password-change form (first sign-in, or a reset required).
+#[derive(Debug, Deserialize)]
+pub struct PasswordChangeForm {
+    /// Account ID or alias.
+    pub account: String,
+    /// IAM user name.
+    pub username: String,
+    /// The current (one-time) password.
+    pub password: String,
+    /// The new password.
+    pub new_password: String,
+    /// MFA code, when the user has a device.
+    #[serde(default)]
+    pub mfa_code: Option<String>,
+}
+
+/// Why a sign-in did not start a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Wrong account, user, password or code, or locked out: one message.
+    Failed,
+    /// The password is right but an MFA code is needed.
+    MfaRequired,
+    /// The password is right but must be changed first.
+    PasswordChangeRequired,
+    /// The new password does not meet the policy.
+    WeakPassword(String),
+}
+
+/// A started session: what the browser gets.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The session token (cookie value).
+    pub token: String,
+    /// The CSRF token.
+    pub csrf_token: String,
+    /// Who signed in.
+    pub user: User,
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// SHA-256 (hex) of a token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(now_ms() / 1000).unwrap_or_default()
+}
+
+/// Checks credentials; on success starts a session. `new_password`, when
+/// given, replaces the password first (and satisfies a required change).
+async fn attempt(
+    state: &AppState,
+    account: &str,
+    username: &str,
+    password_given: &str,
+    mfa_code: Option<&str>,
+    new_password: Option<&str>,
+    source_ip: &str,
+) -> Result<Started, Refusal> {
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "sign-in failed on the server's side");
+        Refusal::Failed
+    };
+    let account_id = state
+        .store
+        .resolve_account(account.trim())
+        .await
+        .map_err(|e| internal(&e))?;
+    let user = match &account_id {
+        Some(a) => state
+            .store
+            .user_by_name(a, username.trim())
+            .await
+            .map_err(|e| internal(&e))?,
+        None => None,
+    };
+    let Some(user) = user else {
+        // Spend the time a password check would, so timing does not tell
+        // whether the user exists.
+        let _ = password::verify(password_given, &DUMMY_HASH);
+        audit_login(
+            state,
+            account_id.as_deref().unwrap_or(account),
+            None,
+            false,
+            false,
+            source_ip,
+        )
+        .await;
+        return Err(Refusal::Failed);
+    };
+    let now = now_ms();
+    let failures = state
+        .store
+        .signin_failures(&user.user_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    let hash = state
+        .store
+        .password_hash(&user.user_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    let password_ok = hash
+        .as_deref()
+        .is_some_and(|h| password::verify(password_given, h));
+    if failures.locked_until > now || !password_ok {
+        if failures.locked_until <= now {
+            let count = failures.failures + 1;
+            let locked_until = if count > FREE_FAILURES {
+                let shift = u32::try_from((count - FREE_FAILURES - 1).min(20)).unwrap_or(20);
+                now + (1000i64 << shift).min(MAX_LOCK_MS)
+            } else {
+                0
+            };
+            let _ = state
+                .store
+                .set_signin_failures(
+                    &user.user_id,
+                    SigninFailures {
+                        failures: count,
+                        locked_until,
+                    },
+                )
+                .await;
+        }
+        audit_login(
+            state,
+            &user.account_id,
+            Some(&user),
+            false,
+            false,
+            source_ip,
+        )
+        .await;
+        return Err(Refusal::Failed);
+    }
+    let device = state
+        .store
+        .enabled_mfa_device(&user.user_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    let mfa_used = match (&device, mfa_code.filter(|c| !c.trim().is_empty())) {
+        (None, _) => false,
+        (Some(_), None) => return Err(Refusal::MfaRequired),
+        (Some(d), Some(code)) => {
+            let step = mfa::verify(&d.secret_base32, code, unix_now());
+            let fresh = match step {
+                Some(s) => state
+                    .store
+                    .consume_mfa_step(&d.serial_number, s)
+                    .await
+                    .map_err(|e| internal(&e))?,
+                None => false,
+            };
+            if !fresh {
+                let count = failures.failures + 1;
+                let _ = state
+                    .store
+                    .set_signin_failures(
+                        &user.user_id,
+                        SigninFailures {
+                            failures: count,
+                            locked_until: 0,
+                        },
+                    )
+                    .await;
+                audit_login(state, &user.account_id, Some(&user), true, false, source_ip).await;
+                return Err(Refusal::Failed);
+            }
+            true
+        }
+    };
+    match new_password {
+        Some(new) => {
+            password_policy::check(new, &user.name).map_err(Refusal::WeakPassword)?;
+            if new == password_given {
+                return Err(Refusal::WeakPassword(
+                    "The new password must differ from the current one.".into(),
+                ));
+            }
+            let hash = password::hash(new).map_err(|e| internal(&e))?;
+            state
+                .store
+                .set_password(&user.user_id, &hash, false)
+                .await
+                .map_err(|e| internal(&e))?;
+            if user.name == crate::bootstrap::ADMIN_USER {
+                // The one-time password is spent: do not leave it on disk.
+                let _ = std::fs::remove_file(
+                    state.config.data_dir.join(crate::bootstrap::PASSWORD_FILE),
+                );
+            }
+        }
+        None if user.password_reset_required => return Err(Refusal::PasswordChangeRequired),
+        None => {}
+    }
+    let _ = state
+        .store
+        .set_signin_failures(&user.user_id, SigninFailures::default())
+        .await;
+    let token = random_token(32);
+    let csrf_token = random_token(32);
+    let expires = now + SESSION_MS;
+    let hash = token_hash(&token);
+    state
+        .store
+        .create_console_session(&hash, &user.user_id, &csrf_token, mfa_used, expires)
+        .await
+        .map_err(|e| internal(&e))?;
+    // The session's own temporary credentials, for the shells it opens.
+    let session_token = ids::session_token();
+    state
+        .store
+        .create_temporary_credentials(
+            &ids::temporary_access_key_id(),
+            &ids::secret_access_key(),
+            &session_token,
+            &user.user_id,
+            Some(&hash),
+            mfa_used,
+            expires,
+        )
+        .await
+        .map_err(|e| internal(&e))?;
+    audit_login(
+        state,
+        &user.account_id,
+        Some(&user),
+        mfa_used,
+        true,
+        source_ip,
+    )
+    .await;
+    Ok(Started {
+        token,
+        csrf_token,
+        user,
+    })
+}
+
+/// An Argon2id hash of a random password, checked against when the user does
+/// not exist so both paths take as long.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| password::hash(&random_token(16)).unwrap_or_default());
+
+async fn audit_login(
+    state: &AppState,
+    account_id: &str,
+    user: Option<&User>,
+    mfa_used: bool,
+    success: bool,
+    source_ip: &str,
+) {
+    let identity = match user {
+        Some(u) => seashell_audit::UserIdentity::iam_user(&u.account_id, &u.name, &u.user_id),
+        None => ConsoleLogin::unknown_user(account_id),
+    };
+    let record = ConsoleLogin {
+        identity,
+        region: state.default_region().to_string(),
+        login_to: format!("{}/", state.config.public_url()),
+        mfa_used,
+        mfa_identifier: None,
+        mobile: false,
+        outcome: if success {
+            LoginOutcome::Success
+        } else {
+            LoginOutcome::failed_authentication()
+        },
+    }
+    .into_builder()
+    .source_ip(source_ip)
+    .build();
+    match state.audit.write(&record).await {
+        Ok(()) => state.indexer.index(record),
+        Err(e) => tracing::error!(error = %e, "ConsoleLogin record could not be written"),
+    }
+}
+
+fn cookie_header(
+    name: &str,
+    value: &str,
+    max_age_s: i64,
+    secure: bool,
+    http_only: bool,
+) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age_s}");
+    if http_only {
+        c.push_str("; HttpOnly");
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn started_response(state: &AppState, started: &Started) -> Response {
+    let secure = state.config.tls_cert.is_some();
+    let max_age = SESSION_MS / 1000;
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_static("/"))],
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        cookie_header(SESSION_COOKIE, &started.token, max_age, secure, true),
+    );
+    // Readable by the page's scripts, which echo it in X-CSRF-Token; useless
+    // to another site, which can neither read it nor set the header.
+    headers.append(
+        header::SET_COOKIE,
+        cookie_header(CSRF_COOKIE, &started.csrf_token, max_age, secure, false),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn refusal_response(refusal: &Refusal) -> Response {
+    let (status, message) = match refusal {
+        Refusal::Failed => (StatusCode::UNAUTHORIZED, GENERIC_FAILURE.to_string()),
+        Refusal::MfaRequired => (
+            StatusCode::UNAUTHORIZED,
+            "Enter the code from your MFA device.".to_string(),
+        ),
+        Refusal::PasswordChangeRequired => (
+            StatusCode::FORBIDDEN,
+            "You must change your password before you sign in.".to_string(),
+        ),
+        Refusal::WeakPassword(why) => (StatusCode::BAD_REQUEST, why.clone()),
+    };
+    let page = match refusal {
+        Refusal::PasswordChangeRequired | Refusal::WeakPassword(_) => password_page(&message),
+        _ => signin_page(&message),
+    };
+    let mut response = (status, Html(page)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let code = match refusal {
+        Refusal::Failed => "Failed",
+        Refusal::MfaRequired => "MfaRequired",
+        Refusal::PasswordChangeRequired => "PasswordChangeRequired",
+        Refusal::WeakPassword(_) => "PasswordPolicy",
+    };
+    response
+        .headers_mut()
+        .insert("x-seashell-signin", HeaderValue::from_static(code));
+    response
+}
+
+/// `GET /signin`: the form.
+pub async fn signin_form() -> Html<String> {
+    Html(signin_page(""))
+}
+
+/// `POST /signin`.
+pub async fn signin(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<SigninForm>,
+) -> Response {
+    let ip = peer.ip().to_string();
+    match attempt(
+        &state,
+        &form.account,
+        &form.username,
+        &form.password,
+        form.mfa_code.as_deref(),
+        None,
+        &ip,
+    )
+    .await
+    {
+        Ok(started) => started_response(&state, &started),
+        Err(refusal) => refusal_response(&refusal),
+    }
+}
+
+/// `POST /signin/password`: change the password and sign in.
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<PasswordChangeForm>,
+) -> Response {
+    let ip = peer.ip().to_string();
+    let result = attempt(
+        &state,
+        &form.account,
+        &form.username,
+        &form.password,
+        form.mfa_code.as_deref(),
+        Some(&form.new_password),
+        &ip,
+    )
+    .await;
+    match result {
+        Ok(started) => started_response(&state, &started),
+        Err(refusal) => refusal_response(&refusal),
+    }
+}
+
+/// The session named by the request's cookie, if live.
+pub async fn session_of(state: &AppState, headers: &HeaderMap) -> Option<(String, ConsoleSession)> {
+    let token = cookie_value(headers, SESSION_COOKIE)?;
+    let hash = token_hash(&token);
+    match state.store.console_session(&hash).await {
+        Ok(Some(session)) => Some((hash, session)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read console session");
+            None
+        }
+    }
+}
+
+/// Whether a state-changing request carries the session's CSRF token.
+pub fn csrf_ok(session: &ConsoleSession, headers: &HeaderMap) -> bool {
+    headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(session.csrf_token.as_bytes())))
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+/// `POST /signout`: ends the session and revokes its credentials. Needs the
+/// CSRF token, so another site cannot sign a user out.
+pub async fn signout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some((hash, session)) = session_of(&state, &headers).await else {
+        return (StatusCode::UNAUTHORIZED, "not signed in\n").into_response();
+    };
+    if !csrf_ok(&session, &headers) {
+        return (StatusCode::FORBIDDEN, "missing or wrong CSRF token\n").into_response();
+    }
+    if let Err(e) = state.store.revoke_console_session(&hash).await {
+        tracing::error!(error = %e, "cannot end console session");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "sign-out failed\n").into_response();
+    }
+    let secure = state.config.tls_cert.is_some();
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_static("/signin"))],
+    )
+        .into_response();
+    let h = response.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        cookie_header(SESSION_COOKIE, "", 0, secure, true),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookie_header(CSRF_COOKIE, "", 0, secure, false),
+    );
+    response
+}
+
+/// `GET /whoami`: the signed-in user (a minimal page until the console
+/// exists; also what tests use to check a session).
+pub async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match session_of(&state, &headers).await {
+        Some((_, session)) => (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            axum::Json(serde_json::json!({
+                "Arn": session.user.arn(),
+                "UserName": session.user.name,
+                "Account": session.user.account_id,
+                "MFAUsed": session.mfa_used,
+            })),
+        )
+            .into_response(),
+        None => (StatusCode::UNAUTHORIZED, "not signed in\n").into_response(),
+    }
+}
+
+fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+fn signin_page(message: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · Seashell</title></head>
+<body><main><h1>Sign in to Seashell</h1><p role="alert">{}</p>
+<form method="post" action="/signin">
+<label>Account ID or alias <input name="account" autocomplete="organization" required></label>
+<label>User name <input name="username" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<label>MFA code <input name="mfa_code" inputmode="numeric" autocomplete="one-time-code"></label>
+<button type="submit">Sign in</button></form></main></body></html>"#,
+        escape(message)
+    )
+}
+
+fn password_page(message: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Change password · Seashell</title></head>
+<body><main><h1>Change your password</h1><p role="alert">{}</p>
+<form method="post" action="/signin/password">
+<label>Account ID or alias <input name="account" required></label>
+<label>User name <input name="username" autocomplete="username" required></label>
+<label>Current password <input name="password" type="password" autocomplete="current-password" required></label>
+<label>New password <input name="new_password" type="password" autocomplete="new-password" required></label>
+<label>MFA code <input name="mfa_code" inputmode="numeric" autocomplete="one-time-code"></label>
+<button type="submit">Change password and sign in</button></form></main></body></html>"#,
+        escape(message)
+    )
+}

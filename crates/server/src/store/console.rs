@@ -1,0 +1,416 @@
+//! Console sessions, temporary credentials and sign-in lockout.
+
+use sqlx::Row;
+
+use super::{now_ms, query_err, user_from_row, Store, StoreError, User, USER_COLUMNS};
+
+/// A console session as stored.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    /// The signed-in user.
+    pub user: User,
+    /// The session's CSRF token (sent back in a header on every change).
+    pub csrf_token: String,
+    /// Whether sign-in used an MFA code.
+    pub mfa_used: bool,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// Temporary credentials as stored, for request verification.
+#[derive(Debug, Clone)]
+pub struct TemporaryCredential {
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The secret, needed to recompute signatures.
+    pub secret: String,
+    /// The session token.
+    pub session_token: String,
+    /// Whose they are.
+    pub user: User,
+    /// Whether they were issued after an MFA check.
+    pub mfa_authenticated: bool,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+    /// Whether they were revoked (sign-out).
+    pub revoked: bool,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A user's recent failed sign-ins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SigninFailures {
+    /// Consecutive failures.
+    pub failures: i64,
+    /// No sign-in is accepted before this (milliseconds since the epoch).
+    pub locked_until: i64,
+}
+
+impl Store {
+    /// The account named by a 12-digit ID or an alias, if it exists.
+    pub async fn resolve_account(&self, id_or_alias: &str) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT account_id FROM accounts WHERE account_id = $1 OR alias = $1")
+                .bind(id_or_alias)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("reading account"))?;
+        row.map(|r| r.try_get("account_id"))
+            .transpose()
+            .map_err(query_err("reading account"))
+    }
+
+    /// A user's password hash, if they have a password.
+    pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT password_hash FROM users WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading password"))?;
+        match row {
+            Some(r) => r
+                .try_get("password_hash")
+                .map_err(query_err("reading password")),
+            None => Ok(None),
+        }
+    }
+
+    /// A user's failed sign-in record.
+    pub async fn signin_failures(&self, user_id: &str) -> Result<SigninFailures, StoreError> {
+        let row =
+            sqlx::query("SELECT failures, locked_until FROM signin_failures WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("reading sign-in failures"))?;
+        let Some(row) = row else {
+            return Ok(SigninFailures::default());
+        };
+        Ok(SigninFailures {
+            failures: row
+                .try_get("failures")
+                .map_err(query_err("reading sign-in failures"))?,
+            locked_until: row
+                .try_get("locked_until")
+                .map_err(query_err("reading sign-in failures"))?,
+        })
+    }
+
+    /// Stores a user's failed sign-in record.
+    pub async fn set_signin_failures(
+        &self,
+        user_id: &str,
+        f: SigninFailures,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO signin_failures (user_id, failures, locked_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = $2, locked_until = $3",
+        )
+        .bind(user_id)
+        .bind(f.failures)
+        .bind(f.locked_until)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("recording sign-in failure"))?;
+        Ok(())
+    }
+
+    /// Starts a console session.
+    pub async fn create_console_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        csrf_token: &str,
+        mfa_used: bool,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, user_id, csrf_token, mfa_used, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(csrf_token)
+        .bind(i64::from(mfa_used))
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("starting console session"))?;
+        Ok(())
+    }
+
+    /// A live (unrevoked, unexpired) console session.
+    pub async fn console_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let sql = format!(
+            "SELECT s.csrf_token, s.mfa_used, s.expires_at, {USER_COLUMNS} FROM console_sessions s \
+             JOIN users u ON u.user_id = s.user_id \
+             WHERE s.token_hash = $1 AND s.revoked = 0 AND s.expires_at > $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading console session"))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = || -> Result<ConsoleSession, sqlx::Error> {
+            Ok(ConsoleSession {
+                user: user_from_row(&row)?,
+                csrf_token: row.try_get("csrf_token")?,
+                mfa_used: row.try_get::<i64, _>("mfa_used")? != 0,
+                expires_at: row.try_get("expires_at")?,
+            })
+        };
+        read()
+            .map(Some)
+            .map_err(query_err("reading console session"))
+    }
+
+    /// Ends a console session and revokes its temporary credentials, together.
+    pub async fn revoke_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_err("ending console session"))?;
+        sqlx::query("UPDATE console_sessions SET revoked = 1 WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("ending console session"))?;
+        sqlx::query("UPDATE temporary_credentials SET revoked = 1 WHERE console_session = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("ending console session"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("ending console session"))
+    }
+
+    /// Stores temporary credentials.
+    #[allow(clippy::too_many_arguments)] // One column each.
+    pub async fn create_temporary_credentials(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        session_token: &str,
+        user_id: &str,
+        console_session: Option<&str>,
+        mfa_authenticated: bool,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO temporary_credentials (access_key_id, secret, session_token, user_id, \
+             console_session, mfa_authenticated, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(access_key_id)
+        .bind(secret)
+        .bind(session_token)
+        .bind(user_id)
+        .bind(console_session.map(str::to_string))
+        .bind(i64::from(mfa_authenticated))
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("issuing temporary credentials"))?;
+        Ok(())
+    }
+
+    /// Temporary credentials by access key id, whatever their state.
+    pub async fn temporary_credential(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<TemporaryCredential>, StoreError> {
+        let sql = format!(
+            "SELECT t.access_key_id, t.secret, t.session_token, t.mfa_authenticated, t.expires_at, \
+             t.revoked, t.created_at AS issued_at, {USER_COLUMNS} FROM temporary_credentials t JOIN users u ON u.user_id = t.user_id \
+             WHERE t.access_key_id = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading temporary credentials"))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = || -> Result<TemporaryCredential, sqlx::Error> {
+            Ok(TemporaryCredential {
+                access_key_id: row.try_get("access_key_id")?,
+                secret: row.try_get("secret")?,
+                session_token: row.try_get("session_token")?,
+                user: user_from_row(&row)?,
+                mfa_authenticated: row.try_get::<i64, _>("mfa_authenticated")? != 0,
+                expires_at: row.try_get("expires_at")?,
+                revoked: row.try_get::<i64, _>("revoked")? != 0,
+                created_at: row.try_get("issued_at")?,
+            })
+        };
+        read()
+            .map(Some)
+            .map_err(query_err("reading temporary credentials"))
+    }
+
+    /// A user by id.
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.user_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading user"))?;
+        row.map(|r| user_from_row(&r))
+            .transpose()
+            .map_err(query_err("reading user"))
+    }
+}
+
+/// An enabled virtual MFA device.
+#[derive(Debug, Clone)]
+pub struct MfaDevice {
+    /// `arn:aws:iam::<account>:mfa/<name>`.
+    pub serial_number: String,
+    /// The TOTP secret, base32.
+    pub secret_base32: String,
+}
+
+impl Store {
+    /// The user's enabled MFA device, if any.
+    pub async fn enabled_mfa_device(&self, user_id: &str) -> Result<Option<MfaDevice>, StoreError> {
+        let row = sqlx::query(
+            "SELECT serial_number, secret_base32 FROM mfa_devices \
+             WHERE user_id = $1 AND enabled_at IS NOT NULL ORDER BY enabled_at LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("reading MFA device"))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(MfaDevice {
+            serial_number: row
+                .try_get("serial_number")
+                .map_err(query_err("reading MFA device"))?,
+            secret_base32: row
+                .try_get("secret_base32")
+                .map_err(query_err("reading MFA device"))?,
+        }))
+    }
+
+    /// Records that the code of time step `step` was used on a device;
+    /// false if that step (or a later one) was used already — a replay.
+    pub async fn consume_mfa_step(
+        &self,
+        serial_number: &str,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mfa_devices SET last_step = $2 WHERE serial_number = $1 AND last_step < $2",
+        )
+        .bind(serial_number)
+        .bind(step)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("using MFA code"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Creates an MFA device, not yet enabled (CreateVirtualMFADevice).
+    pub async fn create_mfa_device(
+        &self,
+        account_id: &str,
+        serial_number: &str,
+        secret_base32: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mfa_devices (serial_number, account_id, secret_base32, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(serial_number)
+        .bind(account_id)
+        .bind(secret_base32)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match query_err("creating MFA device")(e) {
+            StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("MFA device {serial_number}")),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    /// Binds a device to a user and enables it, starting its replay window at
+    /// `step` (EnableMFADevice). False if the device is unknown or taken.
+    pub async fn enable_mfa_device(
+        &self,
+        serial_number: &str,
+        user_id: &str,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mfa_devices SET user_id = $2, enabled_at = $3, last_step = $4 \
+             WHERE serial_number = $1 AND user_id IS NULL",
+        )
+        .bind(serial_number)
+        .bind(user_id)
+        .bind(now_ms())
+        .bind(step)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("enabling MFA device"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The secret of a device that is not enabled yet.
+    pub async fn pending_mfa_secret(
+        &self,
+        serial_number: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT secret_base32 FROM mfa_devices WHERE serial_number = $1 AND user_id IS NULL",
+        )
+        .bind(serial_number)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("reading MFA device"))?;
+        row.map(|r| r.try_get("secret_base32"))
+            .transpose()
+            .map_err(query_err("reading MFA device"))
+    }
+}
+
+impl Store {
+    /// The live temporary credentials of a console session:
+    /// (access key id, secret, session token, expiry in ms).
+    pub async fn session_credentials(
+        &self,
+        session_token_hash: &str,
+    ) -> Result<Option<(String, String, String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT access_key_id, secret, session_token, expires_at FROM temporary_credentials \
+             WHERE console_session = $1 AND revoked = 0 AND expires_at > $2 \
+             ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(session_token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("reading session credentials"))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = || -> Result<_, sqlx::Error> {
+            Ok((
+                row.try_get("access_key_id")?,
+                row.try_get("secret")?,
+                row.try_get("session_token")?,
+                row.try_get("expires_at")?,
+            ))
+        };
+        read()
+            .map(Some)
+            .map_err(query_err("reading session credentials"))
+    }
+}

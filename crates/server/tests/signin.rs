@@ -1,0 +1,448 @@
+//! Console sign-in over HTTP, on SQLite and PostgreSQL: the forced password
+//! change, generic failures, lockout, MFA with replay protection, session
+//! cookies and CSRF, the session's temporary credentials, sign-out.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use seashell_server::{mfa, signin, Config, Overrides};
+
+fn config(db: &common::TestDb) -> Config {
+    Config::load(
+        None,
+        Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            data_dir: Some(db.data_dir.path().to_path_buf()),
+            database_url: Some(db.url.clone()),
+            ..Overrides::default()
+        },
+    )
+    .expect("config")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+struct Reply {
+    status: u16,
+    cookies: Vec<String>,
+    outcome: String,
+    body: String,
+}
+
+async fn post_form(base: &str, path: &str, form: &[(&str, &str)], cookie: Option<&str>) -> Reply {
+    let mut req = client().post(format!("{base}{path}")).form(form);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let r = req.send().await.expect("post");
+    let status = r.status().as_u16();
+    let cookies = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .collect();
+    let outcome = r
+        .headers()
+        .get("x-seashell-signin")
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .unwrap_or_default();
+    let body = r.text().await.expect("body");
+    Reply {
+        status,
+        cookies,
+        outcome,
+        body,
+    }
+}
+
+fn cookie_value(reply: &Reply, name: &str) -> String {
+    reply
+        .cookies
+        .iter()
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", reply.cookies))
+        .to_string()
+}
+
+async fn get_caller_arn(base: &str, creds: (&str, &str, &str)) -> (u16, String) {
+    let url = format!("{base}/sts/");
+    let body = "Action=GetCallerIdentity&Version=2011-06-15";
+    let identity =
+        Credentials::new(creds.0, creds.1, Some(creds.2.to_string()), None, "test").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("sts")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("params")
+        .into();
+    let ct = "application/x-www-form-urlencoded";
+    let headers = [("content-type", ct)];
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    let mut req = client().post(&url).header("content-type", ct).body(body);
+    for (name, value) in instructions.headers() {
+        req = req.header(name, value);
+    }
+    let r = req.send().await.expect("send");
+    (r.status().as_u16(), r.text().await.expect("text"))
+}
+
+fn journal(db: &common::TestDb) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(db.data_dir.path().join("audit/audit.jsonl"))
+        .expect("journal")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_sign_in_end_to_end() {
+    for db in common::databases().await {
+        let backend = db.backend;
+        let running = seashell_server::start(config(&db)).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        let account = running.first_account.account_id.clone();
+        let one_time = running
+            .first_account
+            .new_password
+            .clone()
+            .expect("one-time password");
+        let admin = running.first_account.admin.clone();
+
+        // The one-time password must be changed before anything else.
+        let creds = [
+            ("account", account.as_str()),
+            ("username", "admin"),
+            ("password", one_time.as_str()),
+        ];
+        let r = post_form(&base, "/signin", &creds, None).await;
+        assert_eq!(
+            (r.status, r.outcome.as_str()),
+            (403, "PasswordChangeRequired"),
+            "{backend}"
+        );
+        assert!(r.cookies.is_empty());
+        let weak = [
+            ("account", account.as_str()),
+            ("username", "admin"),
+            ("password", one_time.as_str()),
+            ("new_password", "short"),
+        ];
+        let r = post_form(&base, "/signin/password", &weak, None).await;
+        assert_eq!(
+            (r.status, r.outcome.as_str()),
+            (400, "PasswordPolicy"),
+            "{backend}"
+        );
+        let new_password = "Seashell-admin-2026";
+        let change = [
+            ("account", account.as_str()),
+            ("username", "ADMIN"),
+            ("password", one_time.as_str()),
+            ("new_password", new_password),
+        ];
+        // A session cookie planted before sign-in is never adopted.
+        let r = post_form(
+            &base,
+            "/signin/password",
+            &change,
+            Some("seashell_session=planted-by-attacker"),
+        )
+        .await;
+        assert_eq!(r.status, 303, "{backend}: {}", r.body);
+        let session = cookie_value(&r, signin::SESSION_COOKIE);
+        let csrf = cookie_value(&r, signin::CSRF_COOKIE);
+        assert_ne!(session, "planted-by-attacker");
+        let session_cookie = r
+            .cookies
+            .iter()
+            .find(|c| c.starts_with("seashell_session="))
+            .expect("cookie");
+        assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Strict"));
+        assert!(
+            !session_cookie.contains("Secure"),
+            "no Secure flag over plain HTTP"
+        );
+        assert!(
+            !db.data_dir.path().join("initial-admin-password").exists(),
+            "spent password removed"
+        );
+        let who = client()
+            .get(format!("{base}/whoami"))
+            .header("cookie", format!("seashell_session={session}"))
+            .send()
+            .await
+            .expect("whoami");
+        assert_eq!(who.status(), 200);
+        let who: serde_json::Value = who.json().await.expect("json");
+        assert_eq!(who["Arn"], admin.arn().as_str());
+        let planted = client()
+            .get(format!("{base}/whoami"))
+            .header("cookie", "seashell_session=planted-by-attacker")
+            .send()
+            .await
+            .expect("whoami");
+        assert_eq!(planted.status(), 401);
+
+        // The old password no longer works; the new one does, and wrong
+        // account, user or password all get the same answer.
+        let good = [
+            ("account", account.as_str()),
+            ("username", "admin"),
+            ("password", new_password),
+        ];
+        let r = post_form(&base, "/signin", &good, None).await;
+        assert_eq!(r.status, 303, "{backend}");
+        let mut failures = Vec::new();
+        for form in [
+            [
+                ("account", account.as_str()),
+                ("username", "admin"),
+                ("password", one_time.as_str()),
+            ],
+            [
+                ("account", account.as_str()),
+                ("username", "nobody"),
+                ("password", new_password),
+            ],
+            [
+                ("account", "999999999999"),
+                ("username", "admin"),
+                ("password", new_password),
+            ],
+        ] {
+            let r = post_form(&base, "/signin", &form, None).await;
+            assert_eq!(r.status, 401);
+            assert!(r.body.contains(signin::GENERIC_FAILURE));
+            failures.push(r.body);
+        }
+        assert!(
+            failures.windows(2).all(|w| w[0] == w[1]),
+            "failures are indistinguishable"
+        );
+
+        // The session's temporary credentials work on the APIs.
+        let hash = signin::token_hash(&session);
+        let (key, secret, token, _) = running
+            .state()
+            .store
+            .session_credentials(&hash)
+            .await
+            .expect("read")
+            .expect("session has credentials");
+        assert!(key.starts_with("ASIA"));
+        let (status, body) = get_caller_arn(&base, (&key, &secret, &token)).await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert!(body.contains(&admin.arn()));
+        // A wrong session token is refused.
+        let (status, body) = get_caller_arn(&base, (&key, &secret, "forged-token")).await;
+        assert_eq!(status, 403);
+        assert!(body.contains("InvalidClientTokenId"));
+
+        // Sign-out needs the CSRF token, then revokes session and credentials.
+        let cookie = format!("seashell_session={session}");
+        let no_csrf = client()
+            .post(format!("{base}/signout"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(no_csrf.status(), 403);
+        let wrong_csrf = client()
+            .post(format!("{base}/signout"))
+            .header("cookie", &cookie)
+            .header(signin::CSRF_HEADER, "nope")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(wrong_csrf.status(), 403);
+        let out = client()
+            .post(format!("{base}/signout"))
+            .header("cookie", &cookie)
+            .header(signin::CSRF_HEADER, &csrf)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(out.status(), 303);
+        let who = client()
+            .get(format!("{base}/whoami"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(who.status(), 401);
+        let (status, body) = get_caller_arn(&base, (&key, &secret, &token)).await;
+        assert_eq!(status, 403, "{backend}: revoked credentials refused");
+        assert!(body.contains("InvalidClientTokenId"));
+
+        // The audit trail has every attempt, as ConsoleLogin records.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let logins: Vec<_> = journal(&db)
+            .into_iter()
+            .filter(|r| r["eventName"] == "ConsoleLogin")
+            .collect();
+        let ok = logins
+            .iter()
+            .filter(|r| r["responseElements"]["ConsoleLogin"] == "Success")
+            .count();
+        let failed: Vec<_> = logins
+            .iter()
+            .filter(|r| r["responseElements"]["ConsoleLogin"] == "Failure")
+            .collect();
+        assert_eq!(ok, 2, "{backend}");
+        assert_eq!(failed.len(), 3, "{backend}");
+        for r in &logins {
+            assert_eq!(r["eventSource"], "signin.amazonaws.com");
+            assert_eq!(r["eventType"], "AwsConsoleSignIn");
+            assert_eq!(r["additionalEventData"]["MFAUsed"], "No");
+        }
+        assert!(failed
+            .iter()
+            .all(|r| r["errorMessage"] == "Failed authentication"));
+        let text =
+            std::fs::read_to_string(db.data_dir.path().join("audit/audit.jsonl")).expect("journal");
+        for secret_text in [
+            one_time.as_str(),
+            new_password,
+            session.as_str(),
+            secret.as_str(),
+            token.as_str(),
+        ] {
+            assert!(
+                !text.contains(secret_text),
+                "{backend}: a secret reached the audit journal"
+            );
+        }
+
+        running.run_until(async {}).await.expect("stop");
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lockout_and_mfa() {
+    for db in common::databases().await {
+        let backend = db.backend;
+        let running = seashell_server::start(config(&db)).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        let store = &running.state().store;
+        let account = running.first_account.account_id.clone();
+        let bob = store.create_user(&account, "bob", "/").await.expect("user");
+        let password = "Bob-password-1";
+        store
+            .set_password(
+                &bob.user_id,
+                &seashell_server::password::hash(password).expect("hash"),
+                false,
+            )
+            .await
+            .expect("password");
+        let good = [
+            ("account", account.as_str()),
+            ("username", "bob"),
+            ("password", password),
+        ];
+        let bad = [
+            ("account", account.as_str()),
+            ("username", "bob"),
+            ("password", "wrong-Password-1"),
+        ];
+
+        // Five failures are free; the sixth locks the user for a second, during
+        // which even the right password is refused.
+        for _ in 0..6 {
+            assert_eq!(post_form(&base, "/signin", &bad, None).await.status, 401);
+        }
+        let locked = post_form(&base, "/signin", &good, None).await;
+        assert_eq!(locked.status, 401, "{backend}: locked out");
+        assert!(locked.body.contains(signin::GENERIC_FAILURE));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            post_form(&base, "/signin", &good, None).await.status,
+            303,
+            "{backend}: lock expired"
+        );
+
+        // With an MFA device, a code is required, checked, and single-use.
+        let secret = mfa::new_secret();
+        let serial = format!("arn:aws:iam::{account}:mfa/bob");
+        store
+            .create_mfa_device(&account, &serial, &secret)
+            .await
+            .expect("device");
+        assert!(store
+            .enable_mfa_device(&serial, &bob.user_id, 0)
+            .await
+            .expect("enable"));
+        let r = post_form(&base, "/signin", &good, None).await;
+        assert_eq!(
+            (r.status, r.outcome.as_str()),
+            (401, "MfaRequired"),
+            "{backend}"
+        );
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let code = mfa::code_at(&secret, now).expect("code");
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let with = |c: &str| {
+            [
+                ("account", account.clone()),
+                ("username", "bob".to_string()),
+                ("password", password.to_string()),
+                ("mfa_code", c.to_string()),
+            ]
+        };
+        let form = with(wrong);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(post_form(&base, "/signin", &pairs, None).await.status, 401);
+        let form = with(&code);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = post_form(&base, "/signin", &pairs, None).await;
+        assert_eq!(r.status, 303, "{backend}: {}", r.body);
+        let replay = post_form(&base, "/signin", &pairs, None).await;
+        assert_eq!(replay.status, 401, "{backend}: a code works once");
+
+        // The session records MFA, and so does its sign-in record.
+        let session = cookie_value(&r, signin::SESSION_COOKIE);
+        let who: serde_json::Value = client()
+            .get(format!("{base}/whoami"))
+            .header("cookie", format!("seashell_session={session}"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(who["MFAUsed"], true);
+        let records = journal(&db);
+        assert!(records.iter().any(|r| r["eventName"] == "ConsoleLogin"
+            && r["userIdentity"]["userName"] == "bob"
+            && r["additionalEventData"]["MFAUsed"] == "Yes"
+            && r["responseElements"]["ConsoleLogin"] == "Success"));
+
+        running.run_until(async {}).await.expect("stop");
+        db.drop_db().await;
+    }
+}
