@@ -547,6 +547,196 @@ fn check_elastic_mapping(server: &Server) {
     assert_eq!(field(bad_signature, "event.outcome"), Some("failure"));
 }
 
+/// Virtual MFA with the real AWS CLI: create a device, enable it with two
+/// consecutive codes, list it, get MFA-authenticated session credentials,
+/// and see a replayed code refused. Returns the secrets it saw.
+fn check_mfa(server: &Server) -> Vec<String> {
+    let keys = server.bootstrap();
+    let key_id = keys["AccessKeyId"].as_str().expect("key id");
+    let secret = keys["SecretAccessKey"].as_str().expect("secret");
+    let account = keys["AccountId"].as_str().expect("account");
+    let aws = aws_bin().join("aws");
+    let seed_file = server.data_dir.path().join("client-home/seed.txt");
+    let mut cmd = client(&aws, server, key_id, secret);
+    cmd.args([
+        "iam",
+        "create-virtual-mfa-device",
+        "--virtual-mfa-device-name",
+        "admin-phone",
+        "--bootstrap-method",
+        "Base32StringSeed",
+        "--outfile",
+    ])
+    .arg(&seed_file)
+    .args(["--output", "json"]);
+    let created = aws_json(&mut cmd);
+    let serial = created["VirtualMFADevice"]["SerialNumber"]
+        .as_str()
+        .expect("serial")
+        .to_string();
+    assert_eq!(serial, format!("arn:aws:iam::{account}:mfa/admin-phone"));
+    let seed = std::fs::read_to_string(&seed_file).expect("seed written by the CLI");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let step = now / 30;
+    let code = |s: u64| seashell_server::mfa::code_at(&seed, s * 30).expect("code");
+
+    // Enabling needs two consecutive codes; a wrong pair is refused.
+    let out = client(&aws, server, key_id, secret)
+        .args([
+            "iam",
+            "enable-mfa-device",
+            "--user-name",
+            "admin",
+            "--serial-number",
+            &serial,
+        ])
+        .args([
+            "--authentication-code1",
+            &code(step - 1),
+            "--authentication-code2",
+            &code(step + 5),
+        ])
+        .output()
+        .expect("run aws");
+    assert!(text(&out).1.contains("(InvalidInput)"), "{}", text(&out).1);
+    let out = client(&aws, server, key_id, secret)
+        .args([
+            "iam",
+            "enable-mfa-device",
+            "--user-name",
+            "admin",
+            "--serial-number",
+            &serial,
+        ])
+        .args([
+            "--authentication-code1",
+            &code(step - 1),
+            "--authentication-code2",
+            &code(step),
+        ])
+        .output()
+        .expect("run aws");
+    assert!(out.status.success(), "{}", text(&out).1);
+    let mut cmd = client(&aws, server, key_id, secret);
+    cmd.args([
+        "iam",
+        "list-mfa-devices",
+        "--user-name",
+        "admin",
+        "--output",
+        "json",
+    ]);
+    let listed = aws_json(&mut cmd);
+    assert_eq!(listed["MFADevices"][0]["SerialNumber"], serial.as_str());
+
+    // A code already used while enabling is refused; the next one works once.
+    let out = client(&aws, server, key_id, secret)
+        .args([
+            "sts",
+            "get-session-token",
+            "--serial-number",
+            &serial,
+            "--token-code",
+            &code(step),
+        ])
+        .output()
+        .expect("run aws");
+    assert!(text(&out).1.contains("(AccessDenied)"), "{}", text(&out).1);
+    let next = code(step + 1);
+    let mut cmd = client(&aws, server, key_id, secret);
+    cmd.args([
+        "sts",
+        "get-session-token",
+        "--serial-number",
+        &serial,
+        "--token-code",
+        &next,
+        "--output",
+        "json",
+    ]);
+    let session = aws_json(&mut cmd);
+    let temp = &session["Credentials"];
+    let (tk, ts, tt) = (
+        temp["AccessKeyId"].as_str().expect("key"),
+        temp["SecretAccessKey"].as_str().expect("secret"),
+        temp["SessionToken"].as_str().expect("token"),
+    );
+    let out = client(&aws, server, key_id, secret)
+        .args([
+            "sts",
+            "get-session-token",
+            "--serial-number",
+            &serial,
+            "--token-code",
+            &next,
+        ])
+        .output()
+        .expect("run aws");
+    assert!(
+        text(&out).1.contains("(AccessDenied)"),
+        "replayed code: {}",
+        text(&out).1
+    );
+    let mut cmd = client(&aws, server, tk, ts);
+    cmd.env("AWS_SESSION_TOKEN", tt)
+        .args(["sts", "get-caller-identity", "--output", "json"]);
+    aws_json(&mut cmd);
+    let journal =
+        std::fs::read_to_string(server.data_dir.path().join("audit/audit.jsonl")).expect("journal");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains(tk) && l.contains(r#""mfaAuthenticated":"true""#)),
+        "calls with MFA session credentials say so"
+    );
+    // A device in use cannot be deleted; deactivated, it can.
+    let out = client(&aws, server, key_id, secret)
+        .args([
+            "iam",
+            "delete-virtual-mfa-device",
+            "--serial-number",
+            &serial,
+        ])
+        .output()
+        .expect("run aws");
+    assert!(
+        text(&out).1.contains("(DeleteConflict)"),
+        "{}",
+        text(&out).1
+    );
+    for args in [
+        vec![
+            "iam",
+            "deactivate-mfa-device",
+            "--user-name",
+            "admin",
+            "--serial-number",
+            serial.as_str(),
+        ],
+        vec![
+            "iam",
+            "delete-virtual-mfa-device",
+            "--serial-number",
+            serial.as_str(),
+        ],
+    ] {
+        let out = client(&aws, server, key_id, secret)
+            .args(&args)
+            .output()
+            .expect("run aws");
+        assert!(out.status.success(), "{args:?}: {}", text(&out).1);
+    }
+    vec![
+        secret.to_string(),
+        ts.to_string(),
+        tt.to_string(),
+        seed.trim().to_string(),
+    ]
+}
+
 /// No secret any test created appears in any audit sink.
 async fn check_no_secrets(server: &mut Server, secrets: &[String]) {
     server.stop();
@@ -565,6 +755,7 @@ async fn aws_cli_and_boto3_on_sqlite() {
     let secrets = tokio::task::block_in_place(|| {
         let mut secrets = check_get_caller_identity(&server);
         secrets.extend(check_lookup_events(&server));
+        secrets.extend(check_mfa(&server));
         secrets
     });
     check_no_secrets(&mut server, &secrets).await;
@@ -578,6 +769,7 @@ async fn aws_cli_and_boto3_on_postgres() {
     let secrets = tokio::task::block_in_place(|| {
         let mut secrets = check_get_caller_identity(&server);
         secrets.extend(check_lookup_events(&server));
+        secrets.extend(check_mfa(&server));
         secrets
     });
     check_no_secrets(&mut server, &secrets).await;

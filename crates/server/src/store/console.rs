@@ -414,3 +414,77 @@ impl Store {
             .map_err(query_err("reading session credentials"))
     }
 }
+
+impl Store {
+    /// A user's enabled MFA devices: (serial number, enabled at ms).
+    pub async fn user_mfa_devices(&self, user_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial_number, enabled_at FROM mfa_devices \
+             WHERE user_id = $1 AND enabled_at IS NOT NULL ORDER BY enabled_at, serial_number",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading MFA devices"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("serial_number")?, r.try_get("enabled_at")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query_err("reading MFA devices"))
+    }
+
+    /// Detaches a device from its user (DeactivateMFADevice); false if the
+    /// user does not have it.
+    pub async fn deactivate_mfa_device(
+        &self,
+        serial_number: &str,
+        user_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mfa_devices SET user_id = NULL, enabled_at = NULL WHERE serial_number = $1 AND user_id = $2",
+        )
+        .bind(serial_number)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("deactivating MFA device"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a virtual device that no user has (DeleteVirtualMFADevice).
+    /// `Ok(None)` if it does not exist, `Ok(Some(false))` if it is in use.
+    pub async fn delete_mfa_device(
+        &self,
+        account_id: &str,
+        serial_number: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_err("deleting MFA device"))?;
+        let row = sqlx::query(
+            "SELECT user_id FROM mfa_devices WHERE serial_number = $1 AND account_id = $2",
+        )
+        .bind(serial_number)
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_err("deleting MFA device"))?;
+        let Some(row) = row else { return Ok(None) };
+        let owner: Option<String> = row
+            .try_get("user_id")
+            .map_err(query_err("deleting MFA device"))?;
+        if owner.is_some() {
+            return Ok(Some(false));
+        }
+        sqlx::query("DELETE FROM mfa_devices WHERE serial_number = $1")
+            .bind(serial_number)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("deleting MFA device"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("deleting MFA device"))?;
+        Ok(Some(true))
+    }
+}

@@ -10,6 +10,7 @@ mod attached;
 mod groups;
 mod inline;
 mod keys;
+mod mfa;
 mod params;
 mod policies;
 mod roles;
@@ -263,6 +264,11 @@ pub async fn handle(
         "CreateAccountAlias" => account::create_alias(&ctx).await,
         "DeleteAccountAlias" => account::delete_alias(&ctx).await,
         "ListAccountAliases" => account::list_aliases(&ctx).await,
+        "CreateVirtualMFADevice" => mfa::create(&ctx).await,
+        "EnableMFADevice" => mfa::enable(&ctx).await,
+        "ListMFADevices" => mfa::list(&ctx).await,
+        "DeactivateMFADevice" => mfa::deactivate(&ctx).await,
+        "DeleteVirtualMFADevice" => mfa::delete(&ctx).await,
         other => return Err(ApiError::invalid_action(other)),
     }?;
     Ok(Handled {
