@@ -2,6 +2,7 @@
 //! administers a data directory directly.
 
 mod admin;
+mod image;
 mod logging;
 mod serve;
 
@@ -23,6 +24,9 @@ enum Command {
     /// a running server).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Build environment images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Image(cmd) => image::run(cmd).await,
         }
     });
     match result {

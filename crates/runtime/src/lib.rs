@@ -35,6 +35,7 @@ mod environment;
 mod error;
 pub mod home;
 pub mod host;
+pub mod image;
 mod mounts;
 pub mod network;
 mod reconcile;
