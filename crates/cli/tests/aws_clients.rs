@@ -737,6 +737,176 @@ fn check_mfa(server: &Server) -> Vec<String> {
     ]
 }
 
+/// AssumeRole with the real AWS CLI: trust policies naming the account or a
+/// user, ExternalId conditions, the role's own permissions, role sessions in
+/// the audit trail. Returns the secrets it saw.
+fn check_assume_role(server: &Server) -> Vec<String> {
+    let keys = server.bootstrap();
+    let key_id = keys["AccessKeyId"].as_str().expect("key id");
+    let secret = keys["SecretAccessKey"].as_str().expect("secret");
+    let account = keys["AccountId"].as_str().expect("account");
+    let aws = aws_bin().join("aws");
+    let admin = |args: &[&str]| {
+        let mut cmd = client(&aws, server, key_id, secret);
+        cmd.args(args).args(["--output", "json"]);
+        aws_json(&mut cmd)
+    };
+    let trust_account = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"ops-42"}}}}}}]}}"#
+    );
+    admin(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "Ops",
+        "--assume-role-policy-document",
+        &trust_account,
+    ]);
+    let mut cmd = client(&aws, server, key_id, secret);
+    cmd.args([
+        "iam",
+        "attach-role-policy",
+        "--role-name",
+        "Ops",
+        "--policy-arn",
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+    ]);
+    assert!(cmd.output().expect("run aws").status.success());
+    admin(&["iam", "create-user", "--user-name", "dev"]);
+    let dev = admin(&["iam", "create-access-key", "--user-name", "dev"]);
+    let dev_key = dev["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let dev_secret = dev["AccessKey"]["SecretAccessKey"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let role_arn = format!("arn:aws:iam::{account}:role/Ops");
+    let assume = |k: &str, s: &str, extra: &[&str]| {
+        client(&aws, server, k, s)
+            .args([
+                "sts",
+                "assume-role",
+                "--role-arn",
+                &role_arn,
+                "--role-session-name",
+                "night-shift",
+                "--output",
+                "json",
+            ])
+            .args(extra)
+            .output()
+            .expect("run aws")
+    };
+
+    // The trust policy names the account: the caller's own policies must
+    // allow sts:AssumeRole too, and its condition must hold.
+    let out = assume(&dev_key, &dev_secret, &["--external-id", "ops-42"]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("(AccessDenied)")
+            && stderr
+                .contains("user/dev is not authorized to perform: sts:AssumeRole on resource:"),
+        "{stderr}"
+    );
+    let out = assume(key_id, secret, &[]);
+    assert!(
+        text(&out).1.contains("(AccessDenied)"),
+        "without ExternalId: {}",
+        text(&out).1
+    );
+    let out = assume(key_id, secret, &["--external-id", "ops-42"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let session: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let session_arn = format!("arn:aws:sts::{account}:assumed-role/Ops/night-shift");
+    assert_eq!(session["AssumedRoleUser"]["Arn"], session_arn.as_str());
+    let (rk, rs, rt) = (
+        session["Credentials"]["AccessKeyId"]
+            .as_str()
+            .expect("key")
+            .to_string(),
+        session["Credentials"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+        session["Credentials"]["SessionToken"]
+            .as_str()
+            .expect("token")
+            .to_string(),
+    );
+    let as_role = |args: &[&str]| {
+        client(&aws, server, &rk, &rs)
+            .env("AWS_SESSION_TOKEN", &rt)
+            .args(args)
+            .output()
+            .expect("run aws")
+    };
+    let out = as_role(&["sts", "get-caller-identity", "--output", "json"]);
+    let who: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(who["Arn"], session_arn.as_str());
+    // The session has the role's permissions: ReadOnlyAccess reads, never writes.
+    assert!(as_role(&["iam", "list-users"]).status.success());
+    let out = as_role(&["iam", "create-user", "--user-name", "intruder"]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("(AccessDenied)")
+            && stderr.contains(&format!(
+                "User: {session_arn} is not authorized to perform: iam:CreateUser"
+            )),
+        "{stderr}"
+    );
+
+    // A trust policy that names the user lets them in without any policy of
+    // their own.
+    let trust_dev = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/dev"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let mut cmd = client(&aws, server, key_id, secret);
+    cmd.args([
+        "iam",
+        "update-assume-role-policy",
+        "--role-name",
+        "Ops",
+        "--policy-document",
+        &trust_dev,
+    ]);
+    assert!(cmd.output().expect("run aws").status.success());
+    let out = assume(&dev_key, &dev_secret, &[]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    // A role that does not exist is refused like one that does not trust.
+    let out = client(&aws, server, &dev_key, &dev_secret)
+        .args([
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &format!("arn:aws:iam::{account}:role/Nope"),
+            "--role-session-name",
+            "x1",
+        ])
+        .output()
+        .expect("run aws");
+    assert!(text(&out).1.contains("(AccessDenied)"), "{}", text(&out).1);
+
+    // The role session appears in the audit trail as an assumed role.
+    let journal =
+        std::fs::read_to_string(server.data_dir.path().join("audit/audit.jsonl")).expect("journal");
+    let record: serde_json::Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("record"))
+        .find(|r| {
+            r["userIdentity"]["accessKeyId"] == rk.as_str() && r["eventName"] == "GetCallerIdentity"
+        })
+        .expect("the role session's call is recorded");
+    assert_eq!(record["userIdentity"]["type"], "AssumedRole");
+    assert_eq!(record["userIdentity"]["arn"], session_arn.as_str());
+    assert_eq!(
+        record["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"],
+        role_arn.as_str()
+    );
+    vec![secret.to_string(), dev_secret, rs, rt]
+}
+
 /// No secret any test created appears in any audit sink.
 async fn check_no_secrets(server: &mut Server, secrets: &[String]) {
     server.stop();
@@ -756,6 +926,7 @@ async fn aws_cli_and_boto3_on_sqlite() {
         let mut secrets = check_get_caller_identity(&server);
         secrets.extend(check_lookup_events(&server));
         secrets.extend(check_mfa(&server));
+        secrets.extend(check_assume_role(&server));
         secrets
     });
     check_no_secrets(&mut server, &secrets).await;
@@ -770,6 +941,7 @@ async fn aws_cli_and_boto3_on_postgres() {
         let mut secrets = check_get_caller_identity(&server);
         secrets.extend(check_lookup_events(&server));
         secrets.extend(check_mfa(&server));
+        secrets.extend(check_assume_role(&server));
         secrets
     });
     check_no_secrets(&mut server, &secrets).await;

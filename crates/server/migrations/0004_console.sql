@@ -19,7 +19,11 @@ CREATE TABLE temporary_credentials (
     access_key_id       TEXT PRIMARY KEY,
     secret              TEXT NOT NULL,
     session_token       TEXT NOT NULL,
-    user_id             TEXT NOT NULL REFERENCES users (user_id),
+    -- Whose they are: a user (console sessions, GetSessionToken) or a role
+    -- session (AssumeRole).
+    user_id             TEXT REFERENCES users (user_id),
+    role_id             TEXT,
+    role_session_name   TEXT,
     -- The console session they belong to, if any: revoked with it.
     console_session     TEXT,
     mfa_authenticated   BIGINT NOT NULL,

@@ -9,6 +9,7 @@ use seashell_sigv4::{Payload, Request, ServiceConfig, SigningKey};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::console::CredentialOwner;
 use crate::store::User;
 use subtle::ConstantTimeEq;
 
@@ -117,6 +118,7 @@ pub async fn authenticate(
         user_id: user.user_id.clone(),
         access_key_id: key.access_key_id,
         session: None,
+        role: None,
     };
     Ok((caller, verified.region().to_string()))
 }
@@ -144,8 +146,12 @@ async fn temporary(
     let token_matches = parsed.session_token.as_deref().is_some_and(|token| {
         bool::from(token.as_bytes().ct_eq(credential.session_token.as_bytes()))
     });
+    let user_of = |c: &crate::store::console::TemporaryCredential| match &c.owner {
+        CredentialOwner::User(u) => Some(u.clone()),
+        CredentialOwner::Role { .. } => None,
+    };
     if !token_matches || credential.revoked {
-        return Err(failure(invalid(), Some(credential.user)));
+        return Err(failure(invalid(), user_of(&credential)));
     }
     if credential.expires_at <= crate::store::now_ms() {
         return Err(failure(
@@ -154,27 +160,51 @@ async fn temporary(
                 "ExpiredToken",
                 "The security token included in the request is expired",
             ),
-            Some(credential.user),
+            user_of(&credential),
         ));
     }
     let signing_key = SigningKey::derive(&credential.secret, &parsed.scope);
     let verified = parsed
         .verify(request, config, now, &signing_key)
-        .map_err(|e| failure(sigv4_error(&e), Some(credential.user.clone())))?;
-    let user = credential.user;
+        .map_err(|e| failure(sigv4_error(&e), user_of(&credential)))?;
     let issued_at =
         chrono::DateTime::from_timestamp_millis(credential.created_at).unwrap_or_default();
-    let caller = Caller {
-        arn: user.arn(),
-        account_id: user.account_id.clone(),
-        principal_id: user.user_id.clone(),
-        user_name: user.name.clone(),
-        user_id: user.user_id.clone(),
-        access_key_id: credential.access_key_id,
-        session: Some(crate::caller::CallerSession {
-            issued_at,
-            mfa_authenticated: credential.mfa_authenticated,
-        }),
+    let session = Some(crate::caller::CallerSession {
+        issued_at,
+        mfa_authenticated: credential.mfa_authenticated,
+    });
+    let caller = match credential.owner {
+        CredentialOwner::User(user) => Caller {
+            arn: user.arn(),
+            account_id: user.account_id.clone(),
+            principal_id: user.user_id.clone(),
+            user_name: user.name.clone(),
+            user_id: user.user_id.clone(),
+            access_key_id: credential.access_key_id,
+            session,
+            role: None,
+        },
+        CredentialOwner::Role { role, session_name } => Caller {
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+                role.account_id, role.name
+            ),
+            account_id: role.account_id.clone(),
+            principal_id: format!("{}:{session_name}", role.role_id),
+            user_name: String::new(),
+            user_id: String::new(),
+            access_key_id: credential.access_key_id,
+            session,
+            role: Some(crate::caller::RoleSession {
+                role_arn: format!(
+                    "arn:aws:iam::{}:role{}{}",
+                    role.account_id, role.path, role.name
+                ),
+                role_id: role.role_id,
+                role_name: role.name,
+                session_name,
+            }),
+        },
     };
     Ok((caller, verified.region().to_string()))
 }

@@ -293,14 +293,70 @@ pub async fn user_policies(store: &Store, user_id: &str) -> Result<Vec<LoadedPol
     Ok(out)
 }
 
+/// The policies of a role (for its sessions): managed policies attached to
+/// it and its inline policies.
+pub async fn role_policies(store: &Store, role_id: &str) -> Result<Vec<LoadedPolicy>, ApiError> {
+    use crate::store::iam::Owner;
+    let mut out = Vec::new();
+    for arn in store
+        .attached_policies(Owner::Role, role_id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        if let Some(p) = managed_policy(store, &arn).await? {
+            out.push(p);
+        }
+    }
+    for (name, document) in store
+        .inline_policies(Owner::Role, role_id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        let document = cache()
+            .parsed(&document, PolicyKind::InlineRole)
+            .map_err(|e| stored_policy_error(&name, &e))?;
+        out.push(LoadedPolicy {
+            name,
+            source: PolicySource::RoleInline,
+            document,
+        });
+    }
+    Ok(out)
+}
+
+/// The identity policies of whoever is calling: a user's, or for a role
+/// session its role's.
+pub async fn caller_policies(
+    store: &Store,
+    caller: &Caller,
+) -> Result<Vec<LoadedPolicy>, ApiError> {
+    match &caller.role {
+        Some(role) => role_policies(store, &role.role_id).await,
+        None => user_policies(store, &caller.user_id).await,
+    }
+}
+
 /// The request context of a caller's request: who, from where, when.
 pub fn context(caller: &Caller, info: &RequestInfo) -> Context {
     let mut ctx = Context::new();
-    ctx.insert("aws:username", caller.user_name.as_str())
-        .insert("aws:userid", caller.principal_id.as_str())
-        .insert("aws:PrincipalArn", caller.arn.as_str())
+    // A role session has no user name (IAM leaves aws:username absent).
+    if caller.role.is_none() {
+        ctx.insert("aws:username", caller.user_name.as_str());
+    }
+    let principal_type = if caller.role.is_some() {
+        "AssumedRole"
+    } else {
+        "User"
+    };
+    // For a role session IAM gives the role's ARN, not the session's.
+    let principal_arn = caller
+        .role
+        .as_ref()
+        .map_or(caller.arn.as_str(), |r| r.role_arn.as_str());
+    ctx.insert("aws:userid", caller.principal_id.as_str())
+        .insert("aws:PrincipalArn", principal_arn)
         .insert("aws:PrincipalAccount", caller.account_id.as_str())
-        .insert("aws:PrincipalType", "User")
+        .insert("aws:PrincipalType", principal_type)
         .insert("aws:SourceIp", info.source_ip.to_string())
         .insert(
             "aws:CurrentTime",
@@ -361,7 +417,7 @@ pub async fn authorize_in(
     resource: &str,
     extra: &Context,
 ) -> Result<(), ApiError> {
-    let policies = user_policies(store, &caller.user_id).await?;
+    let policies = caller_policies(store, caller).await?;
     let mut ctx = context(caller, info);
     for (key, values) in extra.iter() {
         ctx.insert_multi(key, values.iter().cloned());

@@ -20,6 +20,22 @@ pub struct Caller {
     /// For temporary credentials (`ASIA…` with a session token), their
     /// session; `None` for a long-term access key.
     pub session: Option<CallerSession>,
+    /// For a role session (AssumeRole), the role; then `user_id` and
+    /// `user_name` are empty.
+    pub role: Option<RoleSession>,
+}
+
+/// The role behind a role session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSession {
+    /// `AROA…`.
+    pub role_id: String,
+    /// The role's name.
+    pub role_name: String,
+    /// The role's ARN (`arn:aws:iam::<account>:role<path><name>`).
+    pub role_arn: String,
+    /// `RoleSessionName`.
+    pub session_name: String,
 }
 
 /// The session of temporary credentials.
@@ -42,6 +58,19 @@ impl Caller {
 impl Caller {
     /// The caller as an audit record's `userIdentity`.
     pub fn audit_identity(&self) -> UserIdentity {
+        if let (Some(role), Some(session)) = (&self.role, &self.session) {
+            return UserIdentity::assumed_role(
+                &self.account_id,
+                &role.role_name,
+                &role.role_id,
+                &role.session_name,
+                seashell_audit::SessionAttributes {
+                    creation_date: session.issued_at,
+                    mfa_authenticated: session.mfa_authenticated,
+                },
+            )
+            .with_access_key_id(self.access_key_id.clone());
+        }
         let identity =
             UserIdentity::iam_user(&self.account_id, &self.user_name, &self.principal_id)
                 .with_access_key_id(self.access_key_id.clone());

@@ -126,6 +126,13 @@ async fn sts_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let info = RequestInfo::from_signed(
+        peer.ip(),
+        state.config.tls_cert.is_some(),
+        &headers,
+        uri.query().unwrap_or_default(),
+        state.default_region(),
+    );
     let incoming = Incoming {
         method,
         uri,
@@ -134,7 +141,7 @@ async fn sts_endpoint(
         peer,
     };
     serve_query(&state, STS, incoming, async |caller, req, request_id| {
-        sts::handle(&state, caller, req, request_id).await
+        sts::handle(&state, caller, &info, req, request_id).await
     })
     .await
 }

@@ -24,6 +24,7 @@ fn caller(user: &User) -> Caller {
         user_id: user.user_id.clone(),
         access_key_id: "AKIATESTTESTTESTTEST".to_string(),
         session: None,
+        role: None,
     }
 }
 

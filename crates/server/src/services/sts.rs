@@ -1,10 +1,11 @@
-//! STS (`/sts/`, Query protocol, version 2011-06-15): GetCallerIdentity and
-//! GetSessionToken.
+//! STS (`/sts/`, Query protocol, version 2011-06-15): GetCallerIdentity,
+//! GetSessionToken and AssumeRole.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::StatusCode;
 use serde_json::json;
 
+use crate::authz::{self, RequestInfo};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::protocol::query::{reply, QueryRequest};
@@ -12,6 +13,7 @@ use crate::services::Handled;
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::{ids, mfa};
+use seashell_policy::{evaluate, parse, PolicyKind, Request};
 
 /// The XML namespace of STS replies.
 pub const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -29,6 +31,7 @@ const SESSION_DEFAULT_S: i64 = 43_200;
 pub async fn handle(
     state: &AppState,
     caller: &Caller,
+    info: &RequestInfo,
     req: &QueryRequest,
     request_id: &str,
 ) -> Result<Handled, ApiError> {
@@ -45,6 +48,7 @@ pub async fn handle(
             response_elements: None,
         }),
         "GetSessionToken" => get_session_token(state, caller, req, request_id).await,
+        "AssumeRole" => assume_role(state, caller, info, req, request_id).await,
         other => Err(ApiError::invalid_action(other)),
     }
 }
@@ -158,5 +162,187 @@ async fn get_session_token(
             "sessionToken": token,
             "expiration": expiration,
         }})),
+    })
+}
+
+/// AssumeRole's limits: sessions last 15 minutes to the role's maximum
+/// (1 hour by default); a role session assuming another role gets at most
+/// 1 hour (role chaining).
+const ROLE_SESSION_MIN_S: i64 = 900;
+const ROLE_SESSION_DEFAULT_S: i64 = 3600;
+const ROLE_CHAINING_MAX_S: i64 = 3600;
+
+/// Credentials for a session of a role, when its trust policy lets the caller
+/// in and the caller's own policies allow `sts:AssumeRole` on it (or the
+/// trust policy names the caller itself, in the same account).
+async fn assume_role(
+    state: &AppState,
+    caller: &Caller,
+    info: &RequestInfo,
+    req: &QueryRequest,
+    request_id: &str,
+) -> Result<Handled, ApiError> {
+    let role_arn = req
+        .param("RoleArn")
+        .ok_or_else(|| ApiError::validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null"))?;
+    let session_name = req
+        .param("RoleSessionName")
+        .ok_or_else(|| ApiError::validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null"))?;
+    let name_ok = (2..=64).contains(&session_name.len())
+        && session_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !name_ok {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{}' at 'roleSessionName' failed to satisfy constraint: \
+             Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64",
+            session_name.chars().take(64).collect::<String>()
+        )));
+    }
+    for unsupported in [
+        "Policy",
+        "PolicyArns.member.1.arn",
+        "Tags.member.1.Key",
+        "TransitiveTagKeys.member.1",
+    ] {
+        if req.param(unsupported).is_some() {
+            return Err(ApiError::validation(format!(
+                "{} is not supported by this server yet",
+                unsupported.split('.').next().unwrap_or(unsupported)
+            )));
+        }
+    }
+    // arn:aws:iam::<account>:role<path><name>
+    let denied = || {
+        authz::access_denied(
+            &caller.arn,
+            "sts:AssumeRole",
+            role_arn,
+            "because no resource-based policy allows the sts:AssumeRole action",
+        )
+    };
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    let (account, resource) = match parts.as_slice() {
+        ["arn", "aws", "iam", "", account, resource] => (*account, *resource),
+        _ => {
+            return Err(ApiError::validation(format!(
+                "{role_arn} is not a role ARN"
+            )))
+        }
+    };
+    let role_name = resource
+        .strip_prefix("role/")
+        .and_then(|r| r.rsplit('/').next())
+        .ok_or_else(|| ApiError::validation(format!("{role_arn} is not a role ARN")))?;
+    let role = state
+        .store
+        .role_by_name(account, role_name)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        // A role that does not exist is denied like one that does not trust
+        // the caller, so roles cannot be discovered by trying.
+        .filter(|r| format!("arn:aws:iam::{}:role{}{}", r.account_id, r.path, r.name) == role_arn)
+        .ok_or_else(denied)?;
+    let max = if caller.role.is_some() {
+        ROLE_CHAINING_MAX_S
+    } else {
+        role.max_session_duration
+    };
+    let duration = match req.param("DurationSeconds") {
+        None => ROLE_SESSION_DEFAULT_S.min(max),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (ROLE_SESSION_MIN_S..=max).contains(d))
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role \
+                     ({max} seconds), or is under {ROLE_SESSION_MIN_S} seconds."
+                ))
+            })?,
+    };
+
+    let trust = parse(&role.trust_policy, PolicyKind::Trust).map_err(|e| {
+        tracing::error!(role = %role_arn, error = %e, "stored trust policy no longer parses");
+        denied()
+    })?;
+    let identity = authz::caller_policies(&state.store, caller).await?;
+    let mut ctx = authz::context(caller, info);
+    if let Some(external_id) = req.param("ExternalId") {
+        ctx.insert("sts:ExternalId", external_id);
+    }
+    ctx.insert("sts:RoleSessionName", session_name);
+    let set = authz::identity_set(&identity).trust("trust policy", &trust);
+    let decision = evaluate(
+        &Request::new(&caller.arn, "sts:AssumeRole", role_arn, &ctx),
+        &set,
+    );
+    if !decision.is_allowed() {
+        tracing::info!(role = %role_arn, %decision, "AssumeRole denied");
+        return Err(authz::access_denied(
+            &caller.arn,
+            "sts:AssumeRole",
+            role_arn,
+            &decision.denial_phrase("sts:AssumeRole"),
+        ));
+    }
+
+    let access_key_id = ids::temporary_access_key_id();
+    let secret = ids::secret_access_key();
+    let token = ids::session_token();
+    let expires_at = now_ms() + duration * 1000;
+    state
+        .store
+        .create_role_credentials(
+            &access_key_id,
+            &secret,
+            &token,
+            &role.role_id,
+            session_name,
+            caller.mfa_authenticated(),
+            expires_at,
+        )
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let expiration = DateTime::<Utc>::from_timestamp_millis(expires_at)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    let assumed_arn = format!(
+        "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+        role.account_id, role.name
+    );
+    let assumed_id = format!("{}:{session_name}", role.role_id);
+    let body = reply("AssumeRole", XMLNS, request_id, |w| {
+        w.open("Credentials", None)
+            .element("AccessKeyId", &access_key_id)
+            .element("SecretAccessKey", &secret)
+            .element("SessionToken", &token)
+            .element("Expiration", &expiration)
+            .close("Credentials");
+        w.open("AssumedRoleUser", None)
+            .element("AssumedRoleId", &assumed_id)
+            .element("Arn", &assumed_arn)
+            .close("AssumedRoleUser");
+    });
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("roleArn".into(), json!(role_arn));
+    parameters.insert("roleSessionName".into(), json!(session_name));
+    parameters.insert("durationSeconds".into(), json!(duration));
+    if let Some(external_id) = req.param("ExternalId") {
+        parameters.insert("externalId".into(), json!(external_id));
+    }
+    Ok(Handled {
+        body,
+        read_only: true,
+        request_parameters: Some(parameters.into()),
+        response_elements: Some(json!({
+            "credentials": {
+                "accessKeyId": access_key_id,
+                "secretAccessKey": secret,
+                "sessionToken": token,
+                "expiration": expiration,
+            },
+            "assumedRoleUser": {"assumedRoleId": assumed_id, "arn": assumed_arn},
+        })),
     })
 }

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::iam::Role;
 use super::{now_ms, query_err, user_from_row, Store, StoreError, User, USER_COLUMNS};
 
 /// A console session as stored.
@@ -17,6 +18,20 @@ pub struct ConsoleSession {
     pub expires_at: i64,
 }
 
+/// Whose temporary credentials are.
+#[derive(Debug, Clone)]
+pub enum CredentialOwner {
+    /// An IAM user (console sessions, GetSessionToken).
+    User(User),
+    /// A session of a role (AssumeRole).
+    Role {
+        /// The role.
+        role: Role,
+        /// `RoleSessionName`.
+        session_name: String,
+    },
+}
+
 /// Temporary credentials as stored, for request verification.
 #[derive(Debug, Clone)]
 pub struct TemporaryCredential {
@@ -27,7 +42,7 @@ pub struct TemporaryCredential {
     /// The session token.
     pub session_token: String,
     /// Whose they are.
-    pub user: User,
+    pub owner: CredentialOwner,
     /// Whether they were issued after an MFA check.
     pub mfa_authenticated: bool,
     /// Milliseconds since the epoch.
@@ -224,37 +239,86 @@ impl Store {
         Ok(())
     }
 
-    /// Temporary credentials by access key id, whatever their state.
+    /// Temporary credentials by access key id, whatever their state; `None`
+    /// also when their user or role no longer exists.
     pub async fn temporary_credential(
         &self,
         access_key_id: &str,
     ) -> Result<Option<TemporaryCredential>, StoreError> {
-        let sql = format!(
-            "SELECT t.access_key_id, t.secret, t.session_token, t.mfa_authenticated, t.expires_at, \
-             t.revoked, t.created_at AS issued_at, {USER_COLUMNS} FROM temporary_credentials t JOIN users u ON u.user_id = t.user_id \
-             WHERE t.access_key_id = $1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(access_key_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_err("reading temporary credentials"))?;
+        let row = sqlx::query(
+            "SELECT access_key_id, secret, session_token, user_id, role_id, role_session_name, \
+             mfa_authenticated, expires_at, revoked, created_at FROM temporary_credentials \
+             WHERE access_key_id = $1",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("reading temporary credentials"))?;
         let Some(row) = row else { return Ok(None) };
+        let get = |name: &str| -> Result<Option<String>, StoreError> {
+            row.try_get(name)
+                .map_err(query_err("reading temporary credentials"))
+        };
+        let owner = match (get("user_id")?, get("role_id")?) {
+            (Some(user_id), _) => match self.user_by_id(&user_id).await? {
+                Some(user) => CredentialOwner::User(user),
+                None => return Ok(None),
+            },
+            (None, Some(role_id)) => match self.role_by_id(&role_id).await? {
+                Some(role) => CredentialOwner::Role {
+                    role,
+                    session_name: get("role_session_name")?.unwrap_or_default(),
+                },
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
         let read = || -> Result<TemporaryCredential, sqlx::Error> {
             Ok(TemporaryCredential {
                 access_key_id: row.try_get("access_key_id")?,
                 secret: row.try_get("secret")?,
                 session_token: row.try_get("session_token")?,
-                user: user_from_row(&row)?,
+                owner,
                 mfa_authenticated: row.try_get::<i64, _>("mfa_authenticated")? != 0,
                 expires_at: row.try_get("expires_at")?,
                 revoked: row.try_get::<i64, _>("revoked")? != 0,
-                created_at: row.try_get("issued_at")?,
+                created_at: row.try_get("created_at")?,
             })
         };
         read()
             .map(Some)
             .map_err(query_err("reading temporary credentials"))
+    }
+
+    /// Stores the credentials of a role session (AssumeRole).
+    #[allow(clippy::too_many_arguments)] // One column each.
+    pub async fn create_role_credentials(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        session_token: &str,
+        role_id: &str,
+        session_name: &str,
+        mfa_authenticated: bool,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO temporary_credentials (access_key_id, secret, session_token, role_id, \
+             role_session_name, mfa_authenticated, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(access_key_id)
+        .bind(secret)
+        .bind(session_token)
+        .bind(role_id)
+        .bind(session_name)
+        .bind(i64::from(mfa_authenticated))
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("issuing role credentials"))?;
+        Ok(())
     }
 
     /// A user by id.

@@ -887,6 +887,19 @@ impl Store {
     }
 
     /// Finds a role by name (any case).
+    /// A role by its id (`AROA…`).
+    pub async fn role_by_id(&self, role_id: &str) -> Result<Option<Role>, StoreError> {
+        let sql = format!("SELECT {ROLE_COLUMNS} FROM iam_roles WHERE role_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(role_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading role"))?;
+        row.map(|r| role_from_row(&r))
+            .transpose()
+            .map_err(query_err("reading role"))
+    }
+
     pub async fn role_by_name(
         &self,
         account_id: &str,

@@ -132,6 +132,9 @@ impl<'a> Ctx<'a> {
                     .unwrap_or_else(|| self.arn("user", "/", name));
                 Ok((arn, user))
             }
+            None if self.caller.role.is_some() => Err(ApiError::validation(
+                "Must specify userName when calling with non-User credentials",
+            )),
             None => {
                 let user = self
                     .store()
