@@ -420,6 +420,18 @@ fn check_lookup_events(server: &Server) -> Vec<String> {
     assert_eq!(seen.len(), 4);
     assert_eq!(unique.len(), 4);
 
+    // A time range: nothing in the future, everything in the last hour.
+    let future = lookup(&["--start-time", "2100-01-01T00:00:00Z"]);
+    assert_eq!(future["Events"].as_array().map(Vec::len), Some(0));
+    let hour_ago = (chrono_now_secs() - 3600).to_string();
+    let recent = lookup(&[
+        "--start-time",
+        &hour_ago,
+        "--lookup-attributes",
+        "AttributeKey=EventName,AttributeValue=GetCallerIdentity",
+    ]);
+    assert_eq!(recent["Events"].as_array().map(Vec::len), Some(4));
+
     // Username and read-only filters; the lookups themselves are recorded.
     let by_user = lookup(&[
         "--lookup-attributes",
@@ -545,6 +557,13 @@ fn check_elastic_mapping(server: &Server) {
         .find(|d| field(d, "aws.cloudtrail.error_code") == Some("SignatureDoesNotMatch"))
         .expect("a bad signature");
     assert_eq!(field(bad_signature, "event.outcome"), Some("failure"));
+}
+
+fn chrono_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 /// Virtual MFA with the real AWS CLI: create a device, enable it with two

@@ -388,6 +388,7 @@ async fn serves_https_with_the_given_certificate() {
     let running = seashell_server::start(cfg).await.expect("start with TLS");
     let port = running.local_addr.port();
     let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .add_root_certificate(
             reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("root"),
         )
@@ -400,6 +401,39 @@ async fn serves_https_with_the_given_certificate() {
         .await
         .expect("https request");
     assert_eq!(r.status(), 200);
+    // Under TLS the session cookie is marked Secure.
+    let password = running
+        .first_account
+        .new_password
+        .clone()
+        .expect("one-time password");
+    let account = running.first_account.account_id.clone();
+    let form = [
+        ("account", account.as_str()),
+        ("username", "admin"),
+        ("password", password.as_str()),
+        ("new_password", "A-good-new-passw0rd"),
+    ];
+    let r = client
+        .post(format!("https://localhost:{port}/signin/password"))
+        .form(&form)
+        .send()
+        .await
+        .expect("sign in over https");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("seashell_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
     // Plain HTTP on the TLS port gets no answer.
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/healthz"))
