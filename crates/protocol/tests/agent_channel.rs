@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use seashell_protocol::agent_channel::frame::LENGTH_PREFIX_LEN;
 use seashell_protocol::agent_channel::{
-    encode_frame, negotiate, AgentMessage, AgentStatus, Binary, Credentials, ErrorCode,
+    encode_frame, negotiate, AgentMessage, AgentStatus, AttachMode, Binary, Credentials, ErrorCode,
     FrameDecoder, FrameError, Hello, RequestId, Role, ServerMessage, SessionEndReason, SessionId,
     SessionSummary, Shell, TransferId, DEFAULT_MAX_FRAME_LEN,
 };
@@ -40,6 +40,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
         ServerMessage::AttachSession {
             request_id: r,
             session_id: sid("s-1"),
+            mode: AttachMode::Fresh,
         },
         ServerMessage::DetachSession {
             session_id: sid("s-1"),
@@ -47,6 +48,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
         ServerMessage::CloseSession {
             request_id: r,
             session_id: sid("s-1"),
+            reason: Some(SessionEndReason::IdleTimeout),
         },
         ServerMessage::DataChannel {
             session_id: sid("s-1"),
@@ -126,6 +128,8 @@ fn all_agent_messages() -> Vec<AgentMessage> {
                     session_id: sid("s-1"),
                     shell: Shell::Bash,
                     attached: true,
+                    idle_ms: Some(5_000),
+                    age_ms: Some(60_000),
                 }],
                 credentials_expiration: Some("2026-11-24T13:00:00Z".into()),
                 home_used_bytes: None,
@@ -265,6 +269,35 @@ fn defaults_for_optional_members() {
     };
     assert_eq!(shell, Shell::Bash);
     assert!(env.is_empty());
+}
+
+#[test]
+fn attach_without_mode_resumes() {
+    let m: ServerMessage =
+        serde_json::from_str(r#"{"type":"attach_session","request_id":1,"session_id":"s"}"#)
+            .unwrap();
+    let ServerMessage::AttachSession { mode, .. } = m else {
+        panic!("not attach_session");
+    };
+    assert_eq!(mode, AttachMode::Resume);
+    let fresh = serde_json::to_value(ServerMessage::AttachSession {
+        request_id: RequestId(2),
+        session_id: sid("s"),
+        mode: AttachMode::Fresh,
+    })
+    .unwrap();
+    assert_eq!(fresh["mode"], "fresh");
+}
+
+#[test]
+fn close_without_reason() {
+    let m: ServerMessage =
+        serde_json::from_str(r#"{"type":"close_session","request_id":1,"session_id":"s"}"#)
+            .unwrap();
+    let ServerMessage::CloseSession { reason, .. } = m else {
+        panic!("not close_session");
+    };
+    assert_eq!(reason, None);
 }
 
 #[test]

@@ -52,6 +52,29 @@ pub enum Shell {
     Pwsh,
 }
 
+/// How a client attaching to a session wants to continue.
+///
+/// The server knows which case it has: `resumeSession` (the same client
+/// reconnecting, with its sequence numbers and screen intact) is
+/// [`Resume`](Self::Resume); `createSession` with the `TabId` of a live
+/// session (a reloaded browser tab, whose terminal starts empty) is
+/// [`Fresh`](Self::Fresh).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachMode {
+    /// The client continues where it stopped: both ends keep their
+    /// sequence numbers and the agent resends every unacknowledged frame,
+    /// so nothing is lost or duplicated. The default, and what a message
+    /// without `mode` means.
+    #[default]
+    Resume,
+    /// The client starts over with an empty terminal: the agent drops the
+    /// old data-channel state, performs the handshake again from sequence
+    /// number 0 and sends a repaint of the current screen (contents,
+    /// cursor, modes) before live output, instead of replaying raw bytes.
+    Fresh,
+}
+
 /// Temporary AWS-style credentials for the environment's credentials
 /// endpoint. Member names are those of the endpoint's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +146,14 @@ pub struct SessionSummary {
     pub shell: Shell,
     /// Whether a client is attached.
     pub attached: bool,
+    /// Milliseconds since the last keyboard input (or since the session
+    /// started, if there was none), for the server's idle timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<u64>,
+    /// Milliseconds since the session started, for the maximum session
+    /// duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
 }
 
 /// The agent's answer to a status request.
@@ -166,14 +197,20 @@ pub enum ServerMessage {
         #[serde(default)]
         env: BTreeMap<String, String>,
     },
-    /// A client connected, or reconnected, to the session's data channel:
-    /// the agent (re)starts the data-channel handshake if it has not
-    /// completed and resends every unacknowledged frame. Answered by `ok`.
+    /// A client connected, or reconnected, to the session's data channel.
+    /// With [`AttachMode::Resume`] the agent resends every unacknowledged
+    /// frame (starting the handshake if none completed yet); with
+    /// [`AttachMode::Fresh`] it starts a new handshake and repaints the
+    /// screen. Answered by `ok`.
     AttachSession {
         /// Request id.
         request_id: RequestId,
         /// The session.
         session_id: SessionId,
+        /// Whether the client resumes or starts fresh; `resume` when
+        /// absent.
+        #[serde(default)]
+        mode: AttachMode,
     },
     /// The client's data-channel socket closed; the agent keeps the shell
     /// and its output and stops retransmitting until the next attach.
@@ -187,6 +224,11 @@ pub enum ServerMessage {
         request_id: RequestId,
         /// The session.
         session_id: SessionId,
+        /// Why the server ends it (e.g. its idle timeout or the maximum
+        /// duration), reported back in `session_ended` and told to the
+        /// client; [`SessionEndReason::Closed`] when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<SessionEndReason>,
     },
     /// One binary data-channel frame from the client, relayed unchanged.
     DataChannel {

@@ -24,6 +24,6 @@ pub use binary::Binary;
 pub use frame::{encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN};
 pub use handshake::{negotiate, HandshakeError, Hello, Role, PROTOCOL_NAME, PROTOCOL_VERSION};
 pub use messages::{
-    AgentMessage, AgentStatus, Credentials, ErrorCode, RequestId, ServerMessage, SessionEndReason,
-    SessionId, SessionSummary, Shell, TransferId,
+    AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, RequestId, ServerMessage,
+    SessionEndReason, SessionId, SessionSummary, Shell, TransferId,
 };

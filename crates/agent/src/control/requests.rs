@@ -1,0 +1,381 @@
+//! Answers to the server's requests.
+//!
+//! Session requests go to the session's task; credentials go to the
+//! store; file transfers are kept per connection, so a lost connection
+//! abandons its uploads (and their temporary files).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use seashell_protocol::agent_channel::{
+    AgentMessage, Binary, ErrorCode, RequestId, ServerMessage, SessionEndReason, SessionId,
+    TransferId,
+};
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+use crate::agent::{Agent, OpenError};
+use crate::files::PendingWrite;
+use crate::session::pty::PtyError;
+
+/// Bytes of a file sent per chunk: well under the frame limit once base64
+/// has grown it by a third.
+pub const FILE_CHUNK: usize = 512 * 1024;
+
+/// Per-connection state: uploads in progress, and those that failed
+/// before their end (so `file_write_end` can say why).
+#[derive(Default)]
+pub(super) struct Connection {
+    writes: HashMap<TransferId, PendingWrite>,
+    failed: HashMap<TransferId, (ErrorCode, String)>,
+}
+
+fn error_reply(request_id: RequestId, code: ErrorCode, message: impl Into<String>) -> AgentMessage {
+    AgentMessage::Error {
+        request_id: Some(request_id),
+        code,
+        message: message.into(),
+    }
+}
+
+fn unknown_session(request_id: Option<RequestId>, id: &SessionId) -> AgentMessage {
+    AgentMessage::Error {
+        request_id,
+        code: ErrorCode::UnknownSession,
+        message: format!("no session {id}"),
+    }
+}
+
+fn unknown_transfer(request_id: Option<RequestId>, id: TransferId) -> AgentMessage {
+    AgentMessage::Error {
+        request_id,
+        code: ErrorCode::UnknownTransfer,
+        message: format!("no transfer {}", id.0),
+    }
+}
+
+/// Runs blocking filesystem work without stalling the other tasks on this
+/// worker thread.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+pub(super) async fn handle(
+    agent: &Arc<Agent>,
+    connection: &mut Connection,
+    message: ServerMessage,
+) {
+    let request_id = message.request_id();
+    let span = tracing::debug_span!("request", request_id = request_id.map(|r| r.0));
+    let reply = handle_inner(agent, connection, message)
+        .instrument(span)
+        .await;
+    if let Some(reply) = reply {
+        agent.send(reply).await;
+    }
+}
+
+async fn handle_inner(
+    agent: &Arc<Agent>,
+    connection: &mut Connection,
+    message: ServerMessage,
+) -> Option<AgentMessage> {
+    match message {
+        ServerMessage::Hello(_) => Some(AgentMessage::Error {
+            request_id: None,
+            code: ErrorCode::BadRequest,
+            message: "hello was already exchanged".into(),
+        }),
+        ServerMessage::OpenSession {
+            request_id,
+            session_id,
+            shell,
+            cols,
+            rows,
+            env,
+        } => Some(
+            match agent.open_session(session_id.clone(), shell, cols, rows, env) {
+                Ok(()) => AgentMessage::SessionOpened {
+                    request_id,
+                    session_id,
+                },
+                Err(e) => {
+                    let code = match &e {
+                        OpenError::Exists(_) => ErrorCode::SessionExists,
+                        OpenError::Limit(_) => ErrorCode::SessionLimit,
+                        OpenError::Pty(PtyError::ShellNotFound(_)) => ErrorCode::BadRequest,
+                        OpenError::Pty(_) => ErrorCode::Internal,
+                    };
+                    tracing::warn!(%session_id, error = %e, "session not opened");
+                    error_reply(request_id, code, e.to_string())
+                }
+            },
+        ),
+        ServerMessage::AttachSession {
+            request_id,
+            session_id,
+            mode,
+        } => Some(match agent.session(&session_id) {
+            Some(session) if session.attach(mode).await => AgentMessage::Ok { request_id },
+            // Gone, or ending as the client came back.
+            _ => unknown_session(Some(request_id), &session_id),
+        }),
+        ServerMessage::DetachSession { session_id } => {
+            if let Some(session) = agent.session(&session_id) {
+                session.detach();
+            }
+            None
+        }
+        ServerMessage::CloseSession {
+            request_id,
+            session_id,
+            reason,
+        } => match agent.session(&session_id) {
+            Some(session) => {
+                // Closing waits for the shell to go; meanwhile this
+                // connection keeps serving the other sessions.
+                let agent = agent.clone();
+                tokio::spawn(
+                    async move {
+                        session
+                            .close(reason.unwrap_or(SessionEndReason::Closed))
+                            .await;
+                        agent.send(AgentMessage::Ok { request_id }).await;
+                    }
+                    .in_current_span(),
+                );
+                None
+            }
+            None => Some(unknown_session(Some(request_id), &session_id)),
+        },
+        ServerMessage::DataChannel { session_id, frame } => match agent.session(&session_id) {
+            Some(session) => {
+                session.frame(frame.into_inner());
+                None
+            }
+            None => Some(unknown_session(None, &session_id)),
+        },
+        ServerMessage::PutCredentials {
+            request_id,
+            credentials,
+        } => {
+            tracing::info!(
+                access_key_id = %credentials.access_key_id,
+                expiration = %credentials.expiration,
+                "credentials pushed"
+            );
+            agent.credentials().put(credentials);
+            Some(AgentMessage::Ok { request_id })
+        }
+        ServerMessage::WithdrawCredentials { request_id } => {
+            tracing::info!("credentials withdrawn");
+            agent.credentials().withdraw();
+            Some(AgentMessage::Ok { request_id })
+        }
+        ServerMessage::FileWriteBegin {
+            request_id,
+            transfer_id,
+            path,
+            size,
+        } => Some(file_write_begin(
+            agent,
+            connection,
+            request_id,
+            transfer_id,
+            &path,
+            size,
+        )),
+        ServerMessage::FileWriteChunk {
+            transfer_id,
+            offset,
+            data,
+        } => {
+            let Some(write) = connection.writes.get_mut(&transfer_id) else {
+                // After a failure the server may still be sending the rest
+                // of the file; those chunks are dropped quietly.
+                if connection.failed.contains_key(&transfer_id) {
+                    return None;
+                }
+                return Some(unknown_transfer(None, transfer_id));
+            };
+            let result = blocking(|| write.write_chunk(offset, data.as_slice()));
+            match result {
+                Ok(()) => None,
+                Err(e) => {
+                    // The partial file goes now; the server learns at once
+                    // and again in the answer to file_write_end.
+                    connection.writes.remove(&transfer_id);
+                    tracing::warn!(transfer_id = transfer_id.0, error = %e, "upload failed");
+                    connection
+                        .failed
+                        .insert(transfer_id, (e.code(), e.to_string()));
+                    Some(AgentMessage::Error {
+                        request_id: None,
+                        code: e.code(),
+                        message: format!("transfer {}: {e}", transfer_id.0),
+                    })
+                }
+            }
+        }
+        ServerMessage::FileWriteEnd {
+            request_id,
+            transfer_id,
+        } => Some(match connection.writes.remove(&transfer_id) {
+            Some(write) => {
+                let written = write.written();
+                match blocking(|| write.finish()) {
+                    Ok(()) => {
+                        tracing::info!(transfer_id = transfer_id.0, written, "file written");
+                        AgentMessage::Ok { request_id }
+                    }
+                    Err(e) => error_reply(request_id, e.code(), e.to_string()),
+                }
+            }
+            None => match connection.failed.remove(&transfer_id) {
+                Some((code, message)) => error_reply(request_id, code, message),
+                None => unknown_transfer(Some(request_id), transfer_id),
+            },
+        }),
+        ServerMessage::FileWriteAbort { transfer_id } => {
+            connection.failed.remove(&transfer_id);
+            if let Some(write) = connection.writes.remove(&transfer_id) {
+                blocking(|| drop(write));
+                tracing::info!(transfer_id = transfer_id.0, "upload abandoned");
+            }
+            None
+        }
+        ServerMessage::FileRead {
+            request_id,
+            transfer_id,
+            path,
+        } => file_read(agent, request_id, transfer_id, &path),
+        ServerMessage::Status { request_id } => Some(AgentMessage::Status {
+            request_id,
+            status: blocking(|| agent.status()),
+        }),
+        ServerMessage::Error {
+            request_id,
+            code,
+            message,
+        } => {
+            tracing::warn!(?request_id, ?code, %message, "the server reported an error");
+            None
+        }
+    }
+}
+
+fn file_write_begin(
+    agent: &Agent,
+    connection: &mut Connection,
+    request_id: RequestId,
+    transfer_id: TransferId,
+    path: &str,
+    size: Option<u64>,
+) -> AgentMessage {
+    let Some(home) = agent.home() else {
+        return error_reply(
+            request_id,
+            ErrorCode::Io,
+            "the home directory is unavailable",
+        );
+    };
+    if connection.writes.contains_key(&transfer_id) {
+        return error_reply(request_id, ErrorCode::BadRequest, "transfer id in use");
+    }
+    match blocking(|| home.begin_write(path, size)) {
+        Ok(write) => {
+            tracing::info!(transfer_id = transfer_id.0, ?size, "upload started");
+            connection.writes.insert(transfer_id, write);
+            AgentMessage::Ok { request_id }
+        }
+        Err(e) => {
+            tracing::info!(transfer_id = transfer_id.0, error = %e, "upload refused");
+            error_reply(request_id, e.code(), e.to_string())
+        }
+    }
+}
+
+fn file_read(
+    agent: &Arc<Agent>,
+    request_id: RequestId,
+    transfer_id: TransferId,
+    path: &str,
+) -> Option<AgentMessage> {
+    let Some(home) = agent.home() else {
+        return Some(error_reply(
+            request_id,
+            ErrorCode::Io,
+            "the home directory is unavailable",
+        ));
+    };
+    let (file, size) = match blocking(|| home.open_read(path)) {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::info!(transfer_id = transfer_id.0, error = %e, "download refused");
+            return Some(error_reply(request_id, e.code(), e.to_string()));
+        }
+    };
+    let agent = agent.clone();
+    // Streamed from its own task so a large file does not hold up the
+    // connection; the bounded outbox paces it to the socket.
+    tokio::spawn(
+        async move {
+            agent
+                .send(AgentMessage::FileReadBegin {
+                    request_id,
+                    transfer_id,
+                    size,
+                })
+                .await;
+            let mut file = tokio::fs::File::from_std(file);
+            let mut offset = 0u64;
+            loop {
+                let mut chunk = vec![0u8; FILE_CHUNK];
+                let n = match read_full(&mut file, &mut chunk).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "download failed");
+                        agent
+                            .send(AgentMessage::Error {
+                                request_id: None,
+                                code: ErrorCode::Io,
+                                message: format!("transfer {}: {e}", transfer_id.0),
+                            })
+                            .await;
+                        return;
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                chunk.truncate(n);
+                agent
+                    .send(AgentMessage::FileReadChunk {
+                        transfer_id,
+                        offset,
+                        data: Binary(chunk),
+                    })
+                    .await;
+                offset += u64::try_from(n).unwrap_or(u64::MAX);
+            }
+            tracing::info!(transfer_id = transfer_id.0, bytes = offset, "file sent");
+            agent.send(AgentMessage::FileReadEnd { transfer_id }).await;
+        }
+        .in_current_span(),
+    );
+    None
+}
+
+/// Fills `buf` as far as the file allows; short only at the end.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
