@@ -87,7 +87,7 @@ fn config(dir: &Path, max_records: usize) -> DeliveryConfig {
 }
 
 #[tokio::test]
-async fn full_batches_go_out_on_write_and_flush_sends_the_rest() -> TestResult {
+async fn full_batches_go_out_when_due_and_flush_sends_the_rest() -> TestResult {
     let dir = tempfile::tempdir()?;
     let cfg = config(dir.path(), 3);
     let sink = DeliverySink::open(cfg.clone()).await?;
@@ -97,6 +97,12 @@ async fn full_batches_go_out_on_write_and_flush_sends_the_rest() -> TestResult {
         ids.push(r.event_id.to_string());
         sink.write(&r).await?;
     }
+    // Writers only journal: no file is written on the request path…
+    assert!(delivered(&cfg.root)?.is_empty());
+    assert_eq!(sink.lag().pending_records, 7);
+    // …but they signal that batches are ready, and delivery writes them.
+    tokio::time::timeout(std::time::Duration::from_secs(5), sink.batch_ready()).await?;
+    assert_eq!(sink.deliver_due().await?, 6);
     let files = delivered(&cfg.root)?;
     assert_eq!(files.len(), 2, "two full batches of 3");
     assert!(files.iter().all(|(_, r)| r.len() == 3));
@@ -210,7 +216,8 @@ async fn crash_before_delivery_loses_and_repeats_nothing() -> TestResult {
             ids.push(r.event_id.to_string());
             sink.write(&r).await?;
         }
-        // Some full batches went out while writing; the rest is pending.
+        // Some full batches went out; the rest is pending.
+        sink.deliver_due().await?;
         assert!(!delivered(&cfg.root)?.is_empty());
         assert!(sink.lag().pending_records > 0);
         // Crash: drop without flushing.
@@ -327,6 +334,7 @@ async fn a_truncated_journal_is_refused() -> TestResult {
         let sink = DeliverySink::open(cfg.clone()).await?;
         sink.write(&record("111122223333", "us-east-1", 0)).await?;
         sink.write(&record("111122223333", "us-east-1", 1)).await?;
+        sink.deliver_due().await?;
     }
     std::fs::write(&cfg.journal, b"")?;
     let err = DeliverySink::open(cfg.clone()).await.err();
@@ -422,6 +430,61 @@ async fn many_simultaneous_writers_share_journal_writes() -> TestResult {
     let counts = delivery_counts(&cfg.root)?;
     assert_eq!(counts.len(), 400);
     assert!(counts.values().all(|n| *n == 1));
+    ids.sort();
+    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), ids);
+    Ok(())
+}
+
+/// Delivery runs beside writers (it never holds them up): batches cut while
+/// records keep arriving, then a crash and a restart, still deliver every
+/// record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_beside_writers_then_crash_delivers_each_record_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cfg = config(dir.path(), 10);
+    let mut ids = Vec::new();
+    {
+        let sink = Arc::new(DeliverySink::open(cfg.clone()).await?);
+        let mut writers = Vec::new();
+        for t in 0..8 {
+            let sink = Arc::clone(&sink);
+            writers.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in 0..40 {
+                    let region = if n % 2 == 0 { "us-east-1" } else { "eu-west-1" };
+                    let r = record("111122223333", region, t * 1000 + n);
+                    ids.push(r.event_id.to_string());
+                    sink.write(&r).await?;
+                }
+                Ok::<_, SinkError>(ids)
+            }));
+        }
+        let deliverer = {
+            let sink = Arc::clone(&sink);
+            tokio::spawn(async move {
+                let mut total = 0;
+                for _ in 0..50 {
+                    total += sink.deliver_due().await?;
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, SinkError>(total)
+            })
+        };
+        for w in writers {
+            ids.extend(w.await??);
+        }
+        let during = deliverer.await??;
+        assert!(during > 0, "batches were delivered while writers ran");
+        // Crash: drop without flushing.
+    }
+    let sink = DeliverySink::open(cfg.clone()).await?;
+    sink.flush().await?;
+    let counts = delivery_counts(&cfg.root)?;
+    assert_eq!(counts.len(), 320);
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no record delivered twice"
+    );
     ids.sort();
     assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), ids);
     Ok(())

@@ -138,7 +138,12 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let delivery = tokio::spawn(async move {
         let mut tick = tokio::time::interval(DELIVERY_TICK);
         loop {
-            tick.tick().await;
+            // Partial batches go out on the tick, full ones as soon as they
+            // fill; either way off the request path.
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = audit.batch_ready() => {}
+            }
             if let Err(e) = audit.deliver_due().await {
                 tracing::error!(error = %e, "audit delivery failed; records stay in the journal");
             }

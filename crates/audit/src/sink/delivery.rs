@@ -106,11 +106,25 @@ impl DeliveryConfig {
 /// nothing: the next [`DeliverySink::open`] delivers what was pending.
 #[derive(Debug, Clone)]
 pub struct DeliverySink {
+    // Delivery: batches, checkpoint. Writers never take this lock, so a batch
+    // being written never holds up a request.
     state: Arc<Mutex<State>>,
+    // The journal and the records appended since the last delivery.
+    journal: Arc<Mutex<JournalSide>>,
     // Kept apart so metrics never wait behind a batch being written.
     status: Arc<Mutex<Status>>,
     // Records waiting for the next journal write (group commit).
     pending: Arc<Mutex<Pending>>,
+    // Signalled when enough records arrived to fill a batch.
+    ready: Arc<tokio::sync::Notify>,
+    max_records: usize,
+}
+
+/// The journal and what was appended to it since delivery last looked.
+#[derive(Debug)]
+struct JournalSide {
+    journal: Journal,
+    incoming: Vec<Queued>,
 }
 
 /// A record waiting to be journalled, and who to tell when it is.
@@ -145,13 +159,28 @@ impl DeliverySink {
     /// Invalid configuration, unreadable files, a corrupt journal line or
     /// checkpoint, or a journal shorter than the checkpoint.
     pub async fn open(config: DeliveryConfig) -> Result<Self, SinkError> {
-        let state = blocking(move || State::open(config)).await?;
+        let max_records = config.max_records;
+        let (state, journal) = blocking(move || State::open(config)).await?;
         let status = Arc::new(Mutex::new(state.status(None)));
         Ok(Self {
             state: Arc::new(Mutex::new(state)),
+            journal: Arc::new(Mutex::new(JournalSide {
+                journal,
+                incoming: Vec::new(),
+            })),
             status,
             pending: Arc::new(Mutex::new(Pending::default())),
+            ready: Arc::new(tokio::sync::Notify::new()),
+            max_records,
         })
+    }
+
+    /// Resolves when enough records have arrived since the last delivery to
+    /// fill a batch: the caller then runs [`DeliverySink::deliver_due`].
+    /// Writers only journal; delivery files are written by whoever calls
+    /// `deliver_due`, so writing them never delays a request.
+    pub async fn batch_ready(&self) {
+        self.ready.notified().await;
     }
 
     /// Writes every batch that is full or whose oldest record has waited
@@ -181,9 +210,17 @@ impl DeliverySink {
 
     async fn deliver(&self, now: DateTime<Utc>, force: bool) -> Result<usize, SinkError> {
         let state = Arc::clone(&self.state);
+        let journal = Arc::clone(&self.journal);
         let status = Arc::clone(&self.status);
         blocking(move || {
             let mut state = state.lock().map_err(|_| SinkError::Poisoned)?;
+            // Take what writers appended, with the journal length that goes
+            // with it: the checkpoint may never claim past that length.
+            let (incoming, len) = {
+                let mut side = journal.lock().map_err(|_| SinkError::Poisoned)?;
+                (std::mem::take(&mut side.incoming), side.journal.len())
+            };
+            state.absorb(incoming, len);
             let result = state.deliver(now, force);
             publish(&status, &state, result.as_ref().err());
             result
@@ -194,9 +231,11 @@ impl DeliverySink {
 
 #[async_trait]
 impl Sink for DeliverySink {
-    /// Journals the record (fsynced) and writes its batch if that filled it.
-    /// A failed batch write does not fail the call: the record is durable
-    /// and stays queued; see [`DeliverySink::last_error`].
+    /// Journals the record (fsynced, shared with concurrent writers) and
+    /// returns. Delivery files are written by [`DeliverySink::deliver_due`];
+    /// when a batch fills, [`DeliverySink::batch_ready`] resolves so the
+    /// caller can run it at once. A failed delivery never fails a write: the
+    /// record is durable and stays queued; see [`DeliverySink::last_error`].
     async fn write(&self, record: &RedactedRecord) -> Result<(), SinkError> {
         let line = encode(record)?;
         let (done, wait) = tokio::sync::oneshot::channel();
@@ -206,12 +245,16 @@ impl Sink for DeliverySink {
             !std::mem::replace(&mut pending.leader, true)
         };
         if lead {
-            let (pending, state, status) = (
+            let (pending, journal, status, ready) = (
                 Arc::clone(&self.pending),
-                Arc::clone(&self.state),
+                Arc::clone(&self.journal),
                 Arc::clone(&self.status),
+                Arc::clone(&self.ready),
             );
-            tokio::task::spawn_blocking(move || commit_queued(&pending, &state, &status));
+            let max_records = self.max_records;
+            tokio::task::spawn_blocking(move || {
+                commit_queued(&pending, &journal, &status, &ready, max_records);
+            });
         }
         match wait.await {
             Ok(Ok(())) => Ok(()),
@@ -240,7 +283,13 @@ impl Sink for DeliverySink {
 
 /// The leader's loop: journal everything queued, answer its writers, repeat
 /// until nothing is queued.
-fn commit_queued(pending: &Mutex<Pending>, state: &Mutex<State>, status: &Mutex<Status>) {
+fn commit_queued(
+    pending: &Mutex<Pending>,
+    journal: &Mutex<JournalSide>,
+    status: &Mutex<Status>,
+    ready: &tokio::sync::Notify,
+    max_records: usize,
+) {
     loop {
         let batch = match pending.lock() {
             Ok(mut p) if p.items.is_empty() => {
@@ -255,18 +304,33 @@ fn commit_queued(pending: &Mutex<Pending>, state: &Mutex<State>, status: &Mutex<
         let (records, rest): (Vec<RedactedRecord>, Vec<(Vec<u8>, _)>) =
             batch.into_iter().map(|(r, l, d)| (r, (l, d))).unzip();
         let (lines, waiters): (Vec<Vec<u8>>, Vec<_>) = rest.into_iter().unzip();
-        let result = (|| -> Result<(), SinkError> {
-            let mut state = state.lock().map_err(|_| SinkError::Poisoned)?;
-            let keys = state.append_many(records, &lines)?;
-            let delivery = if keys.iter().any(|k| state.is_full(k)) {
-                state.deliver(Utc::now(), false).err()
-            } else {
-                None
-            };
-            publish(status, &state, delivery.as_ref());
-            Ok(())
+        let oldest = records.iter().map(|r| r.event_time).min();
+        let count = records.len();
+        let result = (|| -> Result<usize, SinkError> {
+            let mut side = journal.lock().map_err(|_| SinkError::Poisoned)?;
+            let slices: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            let offsets = side.journal.append_many(&slices)?;
+            side.incoming.extend(
+                records
+                    .into_iter()
+                    .zip(offsets)
+                    .map(|(record, offset)| Queued { offset, record }),
+            );
+            Ok(side.incoming.len())
         })();
-        let answer = result.map_err(|e| e.to_string());
+        if let Ok(waiting) = &result {
+            if let Ok(mut s) = status.lock() {
+                s.pending += count;
+                s.oldest = match (s.oldest, oldest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            if *waiting >= max_records {
+                ready.notify_one();
+            }
+        }
+        let answer = result.map(drop).map_err(|e| e.to_string());
         for waiter in waiters {
             let _ = waiter.send(answer.clone());
         }
@@ -323,7 +387,9 @@ struct Queued {
 #[derive(Debug)]
 struct State {
     config: DeliveryConfig,
-    journal: Journal,
+    /// The journal's length as of the records queued here: the checkpoint's
+    /// low-water mark never passes it.
+    journal_len: u64,
     checkpoint: Checkpoint,
     groups: BTreeMap<GroupKey, Vec<Queued>>,
     /// Offsets not yet known delivered (queued or in flight): the smallest
@@ -342,7 +408,7 @@ enum Outcome {
 }
 
 impl State {
-    fn open(config: DeliveryConfig) -> Result<Self, SinkError> {
+    fn open(config: DeliveryConfig) -> Result<(Self, Journal), SinkError> {
         config.validate()?;
         let journal = Journal::open(&config.journal)?;
         let mut checkpoint = Checkpoint::load(&config.checkpoint)?;
@@ -356,41 +422,49 @@ impl State {
         checkpoint.resolve_in_flight(&config.root);
         let mut state = Self {
             config,
-            journal,
+            journal_len: journal.len(),
             checkpoint,
             groups: BTreeMap::new(),
             unsettled: BTreeSet::new(),
         };
-        state.replay()?;
+        state.replay(&journal)?;
         let low_water = state.low_water();
         state.checkpoint.advance(low_water);
         state.checkpoint.save(&state.config.checkpoint)?;
-        Ok(state)
+        Ok((state, journal))
     }
 
     /// Queues every journalled record the checkpoint does not mark delivered.
-    fn replay(&mut self) -> Result<(), SinkError> {
+    fn replay(&mut self, journal: &Journal) -> Result<(), SinkError> {
         let mut found = Vec::new();
-        let path = self.journal.path().to_owned();
+        let path = journal.path().to_owned();
         let checkpoint = &self.checkpoint;
-        self.journal
-            .read_from(checkpoint.journal_offset, |offset, line| {
-                if checkpoint.is_delivered(offset) {
-                    return Ok(());
-                }
-                let record: RedactedRecord =
-                    serde_json::from_str(line).map_err(|source| SinkError::CorruptJournal {
-                        path: path.clone(),
-                        offset,
-                        source,
-                    })?;
-                found.push(Queued { offset, record });
-                Ok(())
-            })?;
+        journal.read_from(checkpoint.journal_offset, |offset, line| {
+            if checkpoint.is_delivered(offset) {
+                return Ok(());
+            }
+            let record: RedactedRecord =
+                serde_json::from_str(line).map_err(|source| SinkError::CorruptJournal {
+                    path: path.clone(),
+                    offset,
+                    source,
+                })?;
+            found.push(Queued { offset, record });
+            Ok(())
+        })?;
         for queued in found {
             self.queue(queued);
         }
         Ok(())
+    }
+
+    /// Queues records writers appended, and notes the journal length that
+    /// covers them.
+    fn absorb(&mut self, incoming: Vec<Queued>, journal_len: u64) {
+        for queued in incoming {
+            self.queue(queued);
+        }
+        self.journal_len = journal_len;
     }
 
     fn queue(&mut self, queued: Queued) -> GroupKey {
@@ -400,31 +474,8 @@ impl State {
         key
     }
 
-    fn append_many(
-        &mut self,
-        records: Vec<RedactedRecord>,
-        lines: &[Vec<u8>],
-    ) -> Result<Vec<GroupKey>, SinkError> {
-        let slices: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
-        let offsets = self.journal.append_many(&slices)?;
-        Ok(records
-            .into_iter()
-            .zip(offsets)
-            .map(|(record, offset)| self.queue(Queued { offset, record }))
-            .collect())
-    }
-
-    fn is_full(&self, key: &GroupKey) -> bool {
-        self.groups
-            .get(key)
-            .is_some_and(|g| g.len() >= self.config.max_records)
-    }
-
     fn low_water(&self) -> u64 {
-        self.unsettled
-            .first()
-            .copied()
-            .unwrap_or_else(|| self.journal.len())
+        self.unsettled.first().copied().unwrap_or(self.journal_len)
     }
 
     fn is_due(&self, group: &[Queued], now: DateTime<Utc>, force: bool) -> bool {
