@@ -8,102 +8,15 @@
 //! `SEASHELL_TEST_POSTGRES_URL` (`scripts/postgres.sh`); `scripts/test.sh`
 //! sets both.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{aws_bin, fresh_postgres_database, text, Server};
 use seashell_server::store::Store;
 use serde_json::Value;
-use sqlx::{Connection, Executor};
-
-/// A `seashell serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    data_dir: tempfile::TempDir,
-    database_url: Option<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn seashell() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_seashell"))
-}
-
-impl Server {
-    fn start(database_url: Option<String>) -> Server {
-        let data_dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = seashell();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(url) = &database_url {
-            cmd.args(["--database-url", url]);
-        }
-        let mut child = cmd.spawn().expect("start seashell serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server printed its address before exiting")
-                .expect("read stdout");
-            if let Some(addr) = line.strip_prefix("Seashell is listening on ") {
-                break addr.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            addr,
-            data_dir,
-            database_url,
-        }
-    }
-
-    fn bootstrap(&self) -> Value {
-        let mut cmd = seashell();
-        cmd.args(["admin", "bootstrap", "--output", "json", "--data-dir"])
-            .arg(self.data_dir.path());
-        if let Some(url) = &self.database_url {
-            cmd.args(["--database-url", url]);
-        }
-        let out = cmd.output().expect("run bootstrap");
-        assert!(
-            out.status.success(),
-            "bootstrap: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("bootstrap prints JSON")
-    }
-
-    fn endpoint(&self, service: &str) -> String {
-        format!("http://{}/{service}", self.addr)
-    }
-
-    fn database(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.path().join("seashell.db").display()
-            )
-        })
-    }
-}
-
-fn aws_bin() -> PathBuf {
-    let dir = std::env::var("SEASHELL_TEST_AWS_BIN").unwrap_or_else(|_| {
-        panic!("SEASHELL_TEST_AWS_BIN is not set: run scripts/test.sh, or export SEASHELL_TEST_AWS_BIN=\"$(scripts/aws-clients.sh)\"")
-    });
-    PathBuf::from(dir)
-}
 
 /// Credentials for a client.
 struct Keys {
@@ -111,23 +24,9 @@ struct Keys {
     secret: String,
 }
 
-/// Runs a client with credentials and endpoints in its environment and
-/// nothing from the machine's own AWS configuration.
+/// A client with `keys` and the server's endpoints (see [`common::client`]).
 fn client(program: &Path, server: &Server, keys: &Keys) -> Command {
-    let mut cmd = Command::new(program);
-    let home = server.data_dir.path().join("client-home");
-    let _ = std::fs::create_dir_all(&home);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("AWS_ACCESS_KEY_ID", &keys.id)
-        .env("AWS_SECRET_ACCESS_KEY", &keys.secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL_STS", server.endpoint("sts"))
-        .env("AWS_ENDPOINT_URL_IAM", server.endpoint("iam"))
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"));
-    cmd
+    common::client(program, server, &keys.id, &keys.secret)
 }
 
 /// Runs `aws <args> --output json`; the parsed output on success, the
@@ -179,32 +78,6 @@ fn python(server: &Server, keys: &Keys, script: &str, args: &[&str]) -> Value {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "python failed: {stderr}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn fresh_postgres_database() -> String {
-    let base = std::env::var("SEASHELL_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!("SEASHELL_TEST_POSTGRES_URL is not set: run scripts/test.sh, or export SEASHELL_TEST_POSTGRES_URL=\"$(scripts/postgres.sh)\"")
-    });
-    sqlx::any::install_default_drivers();
-    let name = format!("seashell_iam_cli_{}", std::process::id());
-    let mut conn = sqlx::AnyConnection::connect(&base)
-        .await
-        .expect("connect to PostgreSQL");
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop");
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create");
-    let (prefix, _) = base.rsplit_once('/').expect("database part");
-    format!("{prefix}/{name}")
 }
 
 /// Row counts of every identity table, read straight from the database.

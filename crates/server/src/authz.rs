@@ -50,41 +50,6 @@ impl RequestInfo {
             time: Utc::now(),
         }
     }
-
-    /// Circumstances of an HTTP request that SigV4 authentication has
-    /// accepted: the region comes from its credential scope
-    /// (`Credential=AKID/date/region/service/aws4_request`, in the
-    /// `Authorization` header or the `X-Amz-Credential` query parameter),
-    /// `default_region` when none can be read.
-    pub fn from_signed(
-        source_ip: IpAddr,
-        secure_transport: bool,
-        headers: &http::HeaderMap,
-        query: &str,
-        default_region: &str,
-    ) -> Self {
-        let from_header = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once("Credential="))
-            .map(|(_, rest)| {
-                rest.split([',', ' '])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            });
-        let from_query = || {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "X-Amz-Credential")
-                .map(|(_, v)| v.into_owned())
-        };
-        let region = from_header
-            .or_else(from_query)
-            .and_then(|credential| credential.split('/').nth(2).map(str::to_string))
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| default_region.to_string());
-        RequestInfo::new(source_ip, secure_transport, region)
-    }
 }
 
 /// Where an identity policy comes from, as policy simulation reports it.

@@ -126,13 +126,6 @@ async fn sts_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let info = RequestInfo::from_signed(
-        peer.ip(),
-        state.config.tls_cert.is_some(),
-        &headers,
-        uri.query().unwrap_or_default(),
-        state.default_region(),
-    );
     let incoming = Incoming {
         method,
         uri,
@@ -140,9 +133,14 @@ async fn sts_endpoint(
         body,
         peer,
     };
-    serve_query(&state, STS, incoming, async |caller, req, request_id| {
-        sts::handle(&state, caller, &info, req, request_id).await
-    })
+    serve_query(
+        &state,
+        STS,
+        incoming,
+        async |caller, info, req, request_id| {
+            sts::handle(&state, caller, info, req, request_id).await
+        },
+    )
     .await
 }
 
@@ -154,13 +152,6 @@ async fn iam_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let info = RequestInfo::from_signed(
-        peer.ip(),
-        state.config.tls_cert.is_some(),
-        &headers,
-        uri.query().unwrap_or_default(),
-        state.default_region(),
-    );
     let incoming = Incoming {
         method,
         uri,
@@ -168,10 +159,59 @@ async fn iam_endpoint(
         body,
         peer,
     };
-    serve_query(&state, IAM, incoming, async |caller, req, request_id| {
-        iam::handle(&state, caller, &info, req, request_id).await
-    })
+    serve_query(
+        &state,
+        IAM,
+        incoming,
+        async |caller, info, req, request_id| {
+            iam::handle(&state, caller, info, req, request_id).await
+        },
+    )
     .await
+}
+
+/// Counts, records and returns the error of a request that failed
+/// authentication. The record names who the request claimed to be, so
+/// failed attempts against a key or user can be found in the trail.
+async fn auth_failed(
+    state: &AppState,
+    service: &str,
+    event_source: &str,
+    action: &str,
+    incoming: &Incoming,
+    request_id: &str,
+    failure: auth::AuthFailure,
+) -> ApiError {
+    let err = failure.error;
+    state
+        .metrics
+        .auth_failures
+        .get_or_create(&AuthFailureLabels {
+            service: service.to_string(),
+            code: err.code.clone(),
+        })
+        .inc();
+    let identity = match (&failure.user, &failure.access_key_id) {
+        (Some(user), Some(key)) => {
+            UserIdentity::iam_user(&user.account_id, &user.name, &user.user_id)
+                .with_access_key_id(key.clone())
+        }
+        (None, Some(key)) => {
+            UserIdentity::new(seashell_audit::IdentityType::Unknown).with_access_key_id(key.clone())
+        }
+        _ => UserIdentity::new(seashell_audit::IdentityType::Unknown),
+    };
+    let record = Record::api_call(event_source, action, state.default_region(), identity);
+    let record = with_request(record, incoming, request_id)
+        .read_only(is_read_only(action))
+        .error(err.code.clone(), err.message.clone());
+    audit(state, record.build()).await;
+    err
+}
+
+/// The circumstances of an authenticated request, for condition keys.
+fn request_info(state: &AppState, incoming: &Incoming, region: &str) -> RequestInfo {
+    RequestInfo::new(incoming.peer.ip(), state.config.tls_cert.is_some(), region)
 }
 
 /// Authenticates, decodes, dispatches, audits and measures one Query request.
@@ -179,7 +219,7 @@ async fn serve_query(
     state: &AppState,
     service: QueryService,
     incoming: Incoming,
-    handler: impl AsyncFnOnce(&Caller, &QueryRequest, &str) -> Result<Handled, ApiError>,
+    handler: impl AsyncFnOnce(&Caller, &RequestInfo, &QueryRequest, &str) -> Result<Handled, ApiError>,
 ) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -204,42 +244,26 @@ async fn serve_query(
     let (caller, region) = match authenticated {
         Ok(ok) => ok,
         Err(failure) => {
-            let err = failure.error;
-            state
-                .metrics
-                .auth_failures
-                .get_or_create(&AuthFailureLabels {
-                    service: service.name.to_string(),
-                    code: err.code.clone(),
-                })
-                .inc();
-            // Name who the request claimed to be, so failed attempts against
-            // a key or user can be found in the trail.
-            let identity = match (&failure.user, &failure.access_key_id) {
-                (Some(user), Some(key)) => {
-                    UserIdentity::iam_user(&user.account_id, &user.name, &user.user_id)
-                        .with_access_key_id(key.clone())
-                }
-                (None, Some(key)) => UserIdentity::new(seashell_audit::IdentityType::Unknown)
-                    .with_access_key_id(key.clone()),
-                _ => UserIdentity::new(seashell_audit::IdentityType::Unknown),
-            };
-            let record = Record::api_call(
+            let err = auth_failed(
+                state,
+                service.name,
                 service.event_source,
-                action.clone(),
-                state.default_region(),
-                identity,
-            );
-            let record = with_request(record, &incoming, &request_id)
-                .error(err.code.clone(), err.message.clone());
-            audit(state, record.build()).await;
+                &action,
+                &incoming,
+                &request_id,
+                failure,
+            )
+            .await;
             return finish(state, service, &action, started, &request_id, Err(err));
         }
     };
     tracing::debug!(caller = %caller.arn, "authenticated");
 
     let result = match QueryRequest::decode(query_string, &incoming.body, service.version) {
-        Ok(req) => handler(&caller, &req, &request_id).await,
+        Ok(req) => {
+            let info = request_info(state, &incoming, &region);
+            handler(&caller, &info, &req, &request_id).await
+        }
         Err(e) => Err(ApiError::validation(e.to_string())),
     };
 

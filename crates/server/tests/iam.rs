@@ -548,31 +548,6 @@ fn parsed_documents_are_cached_by_text() {
     assert!(cache.parsed("{not json", PolicyKind::Managed).is_err());
 }
 
-#[test]
-fn region_comes_from_the_credential_scope() {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_static(
-            "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20260101/eu-west-1/iam/aws4_request, SignedHeaders=host, Signature=00",
-        ),
-    );
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    assert_eq!(
-        RequestInfo::from_signed(ip, false, &headers, "", "us-east-1").region,
-        "eu-west-1"
-    );
-    let query = "X-Amz-Credential=AKIAEXAMPLE%2F20260101%2Fap-south-1%2Fiam%2Faws4_request";
-    assert_eq!(
-        RequestInfo::from_signed(ip, false, &http::HeaderMap::new(), query, "us-east-1").region,
-        "ap-south-1"
-    );
-    assert_eq!(
-        RequestInfo::from_signed(ip, false, &http::HeaderMap::new(), "", "us-east-1").region,
-        "us-east-1"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quotas_hold_under_concurrent_requests() {
     for db in common::databases().await {

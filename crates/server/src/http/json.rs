@@ -9,13 +9,11 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use seashell_audit::{Record, UserIdentity};
+use seashell_audit::Record;
 
-use super::{audit, record_metrics, with_request, Incoming};
+use super::{audit, auth_failed, record_metrics, request_info, with_request, Incoming};
 use crate::auth;
-use crate::authz::RequestInfo;
 use crate::error::ApiError;
-use crate::metrics::AuthFailureLabels;
 use crate::services::cloudtrail;
 use crate::state::AppState;
 
@@ -71,34 +69,20 @@ pub(super) async fn cloudtrail_endpoint(
     let (caller, region) = match authenticated {
         Ok(ok) => ok,
         Err(failure) => {
-            let err = failure.error;
-            state
-                .metrics
-                .auth_failures
-                .get_or_create(&AuthFailureLabels {
-                    service: "cloudtrail".into(),
-                    code: err.code.clone(),
-                })
-                .inc();
-            let identity = match failure.access_key_id {
-                Some(key) => {
-                    UserIdentity::new(seashell_audit::IdentityType::Unknown).with_access_key_id(key)
-                }
-                None => UserIdentity::new(seashell_audit::IdentityType::Unknown),
-            };
-            let record = Record::api_call(
+            let err = auth_failed(
+                &state,
+                "cloudtrail",
                 cloudtrail::EVENT_SOURCE,
-                operation.clone(),
-                state.default_region(),
-                identity,
-            );
-            let record = with_request(record, &incoming, &request_id)
-                .error(err.code.clone(), err.message.clone());
-            audit(&state, record.build()).await;
+                &operation,
+                &incoming,
+                &request_id,
+                failure,
+            )
+            .await;
             return finish(&state, Err(err));
         }
     };
-    let info = RequestInfo::new(peer.ip(), state.config.tls_cert.is_some(), region.clone());
+    let info = request_info(&state, &incoming, &region);
     let result = cloudtrail::handle(&state, &caller, &info, &operation, &incoming.body).await;
     let mut record = Record::api_call(
         cloudtrail::EVENT_SOURCE,
