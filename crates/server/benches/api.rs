@@ -224,9 +224,34 @@ async fn run_backend(name: &str, database_url: String, s: &Settings) {
         state.audit.write(&record).await.expect("audit");
     }
     let audit = t.elapsed() / iterations;
+    // Authorization as an IAM call pays it: the caller's policies read from
+    // the database (parsed documents come from the cache) and evaluated.
+    let caller = seashell_server::caller::Caller {
+        account_id: admin.account_id.clone(),
+        arn: admin.arn(),
+        principal_id: admin.user_id.clone(),
+        user_name: admin.name.clone(),
+        user_id: admin.user_id.clone(),
+        access_key_id: key_id.clone(),
+        session: None,
+        role: None,
+    };
+    let info = seashell_server::authz::RequestInfo::new(
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        false,
+        "us-east-1",
+    );
+    let t = Instant::now();
+    for _ in 0..iterations {
+        seashell_server::authz::authorize(&state.store, &caller, &info, "iam:ListUsers", "*", &[])
+            .await
+            .expect("the administrator may list users");
+    }
+    let authorize = t.elapsed() / iterations;
     println!(
-        "{name:8} steps: access key lookup {:.1} µs, audit record (journal fsync) {:.1} µs",
+        "{name:8} steps: access key lookup {:.1} µs, authorize (policies from the database + evaluation) {:.1} µs, audit record (journal fsync) {:.1} µs",
         lookup.as_secs_f64() * 1e6,
+        authorize.as_secs_f64() * 1e6,
         audit.as_secs_f64() * 1e6,
     );
     running.run_until(async {}).await.expect("stop");
