@@ -30,6 +30,8 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
+pub mod agent_client;
 mod cmd;
 mod environment;
 mod error;

@@ -104,12 +104,31 @@ fn candidates(shell: Shell) -> &'static [&'static str] {
     }
 }
 
-/// The path of `shell`, if the environment has it.
+/// What stands in for a missing shell. Only bash, the default, has a
+/// stand-in: small images (busybox, Alpine) ship a POSIX `sh` but no bash,
+/// and a default session should still get a prompt there. A shell asked for
+/// by name (zsh, pwsh) must be the real one, or the request fails.
+fn fallbacks(shell: Shell) -> &'static [&'static str] {
+    match shell {
+        Shell::Bash => &["/bin/sh"],
+        Shell::Zsh | Shell::Pwsh => &[],
+    }
+}
+
+/// The path of `shell`, if the environment has it; for bash, `/bin/sh`
+/// when bash is not installed.
 pub fn find_shell(shell: Shell) -> Option<&'static Path> {
+    find_shell_with(shell, |p| p.is_file())
+}
+
+/// [`find_shell`] with the existence check supplied, so it can be tested
+/// without touching the real `/bin`.
+fn find_shell_with(shell: Shell, exists: impl Fn(&Path) -> bool) -> Option<&'static Path> {
     candidates(shell)
         .iter()
+        .chain(fallbacks(shell))
         .map(Path::new)
-        .find(|p| p.is_file())
+        .find(|p| exists(p))
 }
 
 fn winsize(cols: u16, rows: u16) -> Winsize {
@@ -275,5 +294,35 @@ fn set_controlling_terminal(command: &mut Command) {
             rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()).map_err(io::Error::from)?;
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(shell: Shell, installed: &[&str]) -> Option<&'static Path> {
+        find_shell_with(shell, |p| installed.iter().any(|i| Path::new(i) == p))
+    }
+
+    #[test]
+    fn bash_is_preferred_and_sh_stands_in_when_it_is_missing() {
+        let full = ["/bin/sh", "/usr/bin/bash", "/bin/zsh"];
+        assert_eq!(find(Shell::Bash, &full), Some(Path::new("/usr/bin/bash")));
+        // A busybox image: no bash, the default session gets sh.
+        let busybox = ["/bin/sh"];
+        assert_eq!(find(Shell::Bash, &busybox), Some(Path::new("/bin/sh")));
+        assert_eq!(find(Shell::Bash, &[]), None);
+    }
+
+    #[test]
+    fn shells_asked_for_by_name_have_no_stand_in() {
+        let busybox = ["/bin/sh"];
+        assert_eq!(find(Shell::Zsh, &busybox), None);
+        assert_eq!(find(Shell::Pwsh, &busybox), None);
+        assert_eq!(
+            find(Shell::Zsh, &["/bin/sh", "/usr/bin/zsh"]),
+            Some(Path::new("/usr/bin/zsh"))
+        );
     }
 }
