@@ -101,3 +101,57 @@ fn first_start_prints_a_password_that_signs_in_once_changed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `seashell admin bootstrap` before the first `seashell serve`: the server
+/// then finds the account and administrator already there, creates no
+/// other, and points at the one-time password still on disk.
+#[test]
+fn bootstrap_before_the_first_start() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_seashell"))
+        .args(["admin", "bootstrap", "--output", "json", "--data-dir"])
+        .arg(data_dir.path())
+        .output()
+        .expect("bootstrap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let account = keys["AccountId"].as_str().expect("account").to_string();
+    assert!(keys["AccessKeyId"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("AKIA")));
+    assert!(data_dir.path().join("initial-admin-password").is_file());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seashell"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut console_line = String::new();
+    let mut password_line = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if line.starts_with("Console: ") {
+            console_line = line;
+        } else if line.contains("one-time password") {
+            password_line = line;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        console_line.contains(&format!("account {account}")),
+        "{console_line}"
+    );
+    assert!(
+        password_line.starts_with("The administrator's one-time password is in "),
+        "no new password is made: {password_line}"
+    );
+}
