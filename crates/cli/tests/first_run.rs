@@ -155,3 +155,35 @@ fn bootstrap_before_the_first_start() {
         "no new password is made: {password_line}"
     );
 }
+
+/// `--log-format json` writes one JSON object per log line.
+#[test]
+fn json_logs() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seashell"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data_dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let first = lines.next().expect("a log line").expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    let entry: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["fields"]["message"], "listening");
+    assert!(entry["fields"]["local_addr"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+}
