@@ -46,6 +46,8 @@
 //! - [`explain`] adds every matching statement and the context keys the
 //!   request lacked, for policy simulation.
 
+#![warn(missing_docs)]
+
 mod arn;
 mod condition;
 mod context;

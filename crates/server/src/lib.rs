@@ -4,6 +4,8 @@
 //! [`server::start`] opens the state, bootstraps the first account and
 //! listens; [`server::Running::run_until`] serves until a shutdown signal.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod authz;
 pub mod bootstrap;

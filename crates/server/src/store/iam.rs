@@ -886,7 +886,6 @@ impl Store {
         Ok(role)
     }
 
-    /// Finds a role by name (any case).
     /// A role by its id (`AROA…`).
     pub async fn role_by_id(&self, role_id: &str) -> Result<Option<Role>, StoreError> {
         let sql = format!("SELECT {ROLE_COLUMNS} FROM iam_roles WHERE role_id = $1");
@@ -900,6 +899,7 @@ impl Store {
             .map_err(query_err("reading role"))
     }
 
+    /// Finds a role by name (any case).
     pub async fn role_by_name(
         &self,
         account_id: &str,
