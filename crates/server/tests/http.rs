@@ -6,26 +6,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use seashell_server::store::Store;
-use seashell_server::{Config, Overrides};
+use seashell_server::Config;
 use sqlx::{Connection, Row};
 
 fn config(db: &common::TestDb) -> Config {
-    Config::load(
-        None,
-        Overrides {
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
-            data_dir: Some(db.data_dir.path().to_path_buf()),
-            database_url: Some(db.url.clone()),
-            ..Overrides::default()
-        },
-    )
-    .expect("config")
+    common::server_config(db)
 }
 
 /// A request signed with the AWS SDK's own SigV4 signer.
@@ -36,34 +24,7 @@ fn signed(
     body: &str,
     key: (&str, &str),
 ) -> reqwest::RequestBuilder {
-    let identity = Credentials::new(key.0, key.1, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name(service)
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-    let headers = [("content-type", content_type)];
-    let signable = SignableRequest::new(
-        "POST",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    let mut req = client
-        .post(url)
-        .header("content-type", content_type)
-        .body(body.to_string());
-    for (name, value) in instructions.headers() {
-        req = req.header(name, value);
-    }
-    req
+    common::signed_post(client, url, service, body, key, None)
 }
 
 async fn table_counts(url: &str) -> Vec<(String, i64)> {

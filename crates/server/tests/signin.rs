@@ -6,22 +6,10 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-use seashell_server::{mfa, signin, Config, Overrides};
+use seashell_server::{mfa, signin, Config};
 
 fn config(db: &common::TestDb) -> Config {
-    Config::load(
-        None,
-        Overrides {
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
-            data_dir: Some(db.data_dir.path().to_path_buf()),
-            database_url: Some(db.url.clone()),
-            ..Overrides::default()
-        },
-    )
-    .expect("config")
+    common::server_config(db)
 }
 
 fn client() -> reqwest::Client {
@@ -78,32 +66,17 @@ fn cookie_value(reply: &Reply, name: &str) -> String {
 async fn get_caller_arn(base: &str, creds: (&str, &str, &str)) -> (u16, String) {
     let url = format!("{base}/sts/");
     let body = "Action=GetCallerIdentity&Version=2011-06-15";
-    let identity =
-        Credentials::new(creds.0, creds.1, Some(creds.2.to_string()), None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("sts")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let ct = "application/x-www-form-urlencoded";
-    let headers = [("content-type", ct)];
-    let signable = SignableRequest::new(
-        "POST",
+    let r = common::signed_post(
+        &client(),
         &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
+        "sts",
+        body,
+        (creds.0, creds.1),
+        Some(creds.2),
     )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    let mut req = client().post(&url).header("content-type", ct).body(body);
-    for (name, value) in instructions.headers() {
-        req = req.header(name, value);
-    }
-    let r = req.send().await.expect("send");
+    .send()
+    .await
+    .expect("send");
     (r.status().as_u16(), r.text().await.expect("text"))
 }
 

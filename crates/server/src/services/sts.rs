@@ -117,34 +117,21 @@ async fn get_session_token(
             ))
         }
     };
-    let access_key_id = ids::temporary_access_key_id();
-    let secret = ids::secret_access_key();
-    let token = ids::session_token();
-    let expires_at = now_ms() + duration * 1000;
+    let creds = NewCredentials::generate(duration);
     state
         .store
         .create_temporary_credentials(
-            &access_key_id,
-            &secret,
-            &token,
+            &creds.access_key_id,
+            &creds.secret,
+            &creds.token,
             &caller.user_id,
             None,
             mfa_authenticated,
-            expires_at,
+            creds.expires_at,
         )
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let expiration = DateTime::<Utc>::from_timestamp_millis(expires_at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true);
-    let body = reply("GetSessionToken", XMLNS, request_id, |w| {
-        w.open("Credentials", None)
-            .element("AccessKeyId", &access_key_id)
-            .element("SecretAccessKey", &secret)
-            .element("SessionToken", &token)
-            .element("Expiration", &expiration)
-            .close("Credentials");
-    });
+    let body = reply("GetSessionToken", XMLNS, request_id, |w| creds.write(w));
     let mut parameters = serde_json::Map::new();
     parameters.insert("durationSeconds".into(), json!(duration));
     if let Some(serial) = req.param("SerialNumber") {
@@ -154,15 +141,56 @@ async fn get_session_token(
         body,
         read_only: true,
         request_parameters: Some(parameters.into()),
-        // The audit trail keeps the key id; the redaction step removes the
-        // secret and the token.
-        response_elements: Some(json!({"credentials": {
-            "accessKeyId": access_key_id,
-            "secretAccessKey": secret,
-            "sessionToken": token,
-            "expiration": expiration,
-        }})),
+        response_elements: Some(json!({ "credentials": creds.audit() })),
     })
+}
+
+/// Freshly issued temporary credentials.
+struct NewCredentials {
+    access_key_id: String,
+    secret: String,
+    token: String,
+    /// Milliseconds since the epoch.
+    expires_at: i64,
+    /// ISO 8601, as STS replies say it.
+    expiration: String,
+}
+
+impl NewCredentials {
+    /// New random credentials that expire in `duration_s` seconds.
+    fn generate(duration_s: i64) -> NewCredentials {
+        let expires_at = now_ms() + duration_s * 1000;
+        NewCredentials {
+            access_key_id: ids::temporary_access_key_id(),
+            secret: ids::secret_access_key(),
+            token: ids::session_token(),
+            expires_at,
+            expiration: DateTime::<Utc>::from_timestamp_millis(expires_at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+
+    /// The `<Credentials>` element of a reply.
+    fn write(&self, w: &mut crate::protocol::xml::XmlWriter) {
+        w.open("Credentials", None)
+            .element("AccessKeyId", &self.access_key_id)
+            .element("SecretAccessKey", &self.secret)
+            .element("SessionToken", &self.token)
+            .element("Expiration", &self.expiration)
+            .close("Credentials");
+    }
+
+    /// The credentials as the audit record's `responseElements` carry them:
+    /// the redaction step keeps the key id and removes the secret and token.
+    fn audit(&self) -> serde_json::Value {
+        json!({
+            "accessKeyId": self.access_key_id,
+            "secretAccessKey": self.secret,
+            "sessionToken": self.token,
+            "expiration": self.expiration,
+        })
+    }
 }
 
 /// AssumeRole's limits: sessions last 15 minutes to the role's maximum
@@ -287,38 +315,27 @@ async fn assume_role(
         ));
     }
 
-    let access_key_id = ids::temporary_access_key_id();
-    let secret = ids::secret_access_key();
-    let token = ids::session_token();
-    let expires_at = now_ms() + duration * 1000;
+    let creds = NewCredentials::generate(duration);
     state
         .store
         .create_role_credentials(
-            &access_key_id,
-            &secret,
-            &token,
+            &creds.access_key_id,
+            &creds.secret,
+            &creds.token,
             &role.role_id,
             session_name,
             caller.mfa_authenticated(),
-            expires_at,
+            creds.expires_at,
         )
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let expiration = DateTime::<Utc>::from_timestamp_millis(expires_at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true);
     let assumed_arn = format!(
         "arn:aws:sts::{}:assumed-role/{}/{session_name}",
         role.account_id, role.name
     );
     let assumed_id = format!("{}:{session_name}", role.role_id);
     let body = reply("AssumeRole", XMLNS, request_id, |w| {
-        w.open("Credentials", None)
-            .element("AccessKeyId", &access_key_id)
-            .element("SecretAccessKey", &secret)
-            .element("SessionToken", &token)
-            .element("Expiration", &expiration)
-            .close("Credentials");
+        creds.write(w);
         w.open("AssumedRoleUser", None)
             .element("AssumedRoleId", &assumed_id)
             .element("Arn", &assumed_arn)
@@ -336,12 +353,7 @@ async fn assume_role(
         read_only: true,
         request_parameters: Some(parameters.into()),
         response_elements: Some(json!({
-            "credentials": {
-                "accessKeyId": access_key_id,
-                "secretAccessKey": secret,
-                "sessionToken": token,
-                "expiration": expiration,
-            },
+            "credentials": creds.audit(),
             "assumedRoleUser": {"assumedRoleId": assumed_id, "arn": assumed_arn},
         })),
     })

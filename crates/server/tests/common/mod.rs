@@ -74,3 +74,66 @@ pub async fn databases() -> Vec<TestDb> {
         },
     ]
 }
+
+/// A server configuration for one test: any free port, the test's data
+/// directory and database.
+pub fn server_config(db: &TestDb) -> seashell_server::Config {
+    seashell_server::Config::load(
+        None,
+        seashell_server::Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            data_dir: Some(db.data_dir.path().to_path_buf()),
+            database_url: Some(db.url.clone()),
+            ..seashell_server::Overrides::default()
+        },
+    )
+    .expect("config")
+}
+
+/// A form POST signed with the AWS SDK's own SigV4 signer (region
+/// us-east-1), with a session token when `token` is given.
+pub fn signed_post(
+    client: &reqwest::Client,
+    url: &str,
+    service: &str,
+    body: &str,
+    key: (&str, &str),
+    token: Option<&str>,
+) -> reqwest::RequestBuilder {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let identity = aws_credential_types::Credentials::new(
+        key.0,
+        key.1,
+        token.map(str::to_string),
+        None,
+        "test",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let headers = [("content-type", content_type)];
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    let mut req = client
+        .post(url)
+        .header("content-type", content_type)
+        .body(body.to_string());
+    for (name, value) in instructions.headers() {
+        req = req.header(name, value);
+    }
+    req
+}
