@@ -217,3 +217,52 @@ fn pid_namespace_shows_only_own_processes() {
 
     f.rt.stop(&id).expect("stop");
 }
+
+/// An environment sees neither another environment's files and processes
+/// nor the runtime's data directory on the host (where homes, images and
+/// the server's state live), even as root inside.
+#[test]
+fn environments_cannot_see_each_other_or_the_host_data() {
+    let f = Fixture::new("apart");
+    let a = f.id("a");
+    let b = f.id("b");
+    f.up(&a, Some(f.home_key("alice")), Limits::default());
+    f.up(&b, Some(f.home_key("bob")), Limits::default());
+
+    let secret = format!("seashell-marker-{}", std::process::id());
+    // A file in A's home, a process in A, and a file in the host data dir.
+    f.ok(
+        &a,
+        ExecUser::CloudshellUser,
+        &format!("echo private > ~/{secret}-home"),
+    );
+    f.ok(&a, ExecUser::Root, "sh -c 'sleep 4321 </dev/null >/dev/null 2>&1 &'");
+    std::fs::write(f.root.join(format!("{secret}-host")), "host data").expect("host marker");
+
+    let found = f.sh(
+        &b,
+        ExecUser::Root,
+        &format!("find / -xdev -name '{secret}*' 2>/dev/null; find /home /tmp /run /mnt /opt -name '{secret}*' 2>/dev/null; true"),
+    );
+    assert!(
+        !found.stdout.contains(&secret),
+        "B found another environment's or the host's files: {}",
+        found.stdout
+    );
+    let ps = f.ok(&b, ExecUser::Root, "ps -o args");
+    assert!(!ps.contains("sleep 4321"), "B sees A's processes: {ps}");
+    // A's own view confirms the markers exist there.
+    assert!(f
+        .ok(&a, ExecUser::Root, "ps -o args")
+        .contains("sleep 4321"));
+    assert!(f
+        .ok(
+            &a,
+            ExecUser::CloudshellUser,
+            &format!("cat ~/{secret}-home")
+        )
+        .contains("private"));
+
+    f.rt.stop(&a).expect("stop a");
+    f.rt.stop(&b).expect("stop b");
+}
