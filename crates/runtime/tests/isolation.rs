@@ -236,7 +236,11 @@ fn environments_cannot_see_each_other_or_the_host_data() {
         ExecUser::CloudshellUser,
         &format!("echo private > ~/{secret}-home"),
     );
-    f.ok(&a, ExecUser::Root, "sh -c 'sleep 4321 </dev/null >/dev/null 2>&1 &'");
+    f.ok(
+        &a,
+        ExecUser::Root,
+        "sh -c 'sleep 4321 </dev/null >/dev/null 2>&1 &'",
+    );
     std::fs::write(f.root.join(format!("{secret}-host")), "host data").expect("host marker");
 
     let found = f.sh(
