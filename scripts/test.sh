@@ -44,8 +44,10 @@ say "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "cargo test"
-cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+cargo test --workspace --all-targets --locked 2>&1 | tee -a "$results"
+cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
 
 fuzz_seconds="${SEASHELL_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then
@@ -54,3 +56,5 @@ if [ "$fuzz_seconds" != 0 ]; then
 fi
 
 say "all tests passed"
+# One closing line for the whole suite, summing every test binary's result.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
