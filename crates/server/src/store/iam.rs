@@ -723,34 +723,50 @@ impl Store {
 
     /// Deletes a group with no members and no policies.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), IamError> {
+        self.delete_unreferenced(
+            ("iam_groups", "group_id", "group"),
+            group_id,
+            &[
+                (
+                    "SELECT COUNT(*) FROM group_members WHERE group_id = $1",
+                    "Cannot delete entity, must remove users from group first.",
+                ),
+                (
+                    "SELECT COUNT(*) FROM group_policy_attachments WHERE group_id = $1",
+                    "Cannot delete entity, must detach all policies first.",
+                ),
+                (
+                    "SELECT COUNT(*) FROM group_inline_policies WHERE group_id = $1",
+                    "Cannot delete entity, must delete policies first.",
+                ),
+            ],
+        )
+        .await
+    }
+
+    /// Deletes one row of `table` (`(table, id column, entity name)`) in a
+    /// transaction that first locks it, refusing with `DeleteConflict` and
+    /// the check's message when any `checks` query counts a dependent.
+    async fn delete_unreferenced(
+        &self,
+        (table, column, entity): (&str, &str, &'static str),
+        id: &str,
+        checks: &[(&str, &str)],
+    ) -> Result<(), IamError> {
         let mut tx = self.begin().await?;
-        if !lock_row(&mut tx, "iam_groups", "group_id", group_id).await? {
-            return Err(vanished("group"));
+        if !lock_row(&mut tx, table, column, id).await? {
+            return Err(vanished(entity));
         }
-        let checks: [(&str, &str); 3] = [
-            (
-                "SELECT COUNT(*) FROM group_members WHERE group_id = $1",
-                "Cannot delete entity, must remove users from group first.",
-            ),
-            (
-                "SELECT COUNT(*) FROM group_policy_attachments WHERE group_id = $1",
-                "Cannot delete entity, must detach all policies first.",
-            ),
-            (
-                "SELECT COUNT(*) FROM group_inline_policies WHERE group_id = $1",
-                "Cannot delete entity, must delete policies first.",
-            ),
-        ];
         for (sql, message) in checks {
-            if count(&mut tx, sql, group_id, "checking group dependents").await? > 0 {
-                return Err(IamError::Conflict(message.to_string()));
+            if count(&mut tx, sql, id, "checking dependents").await? > 0 {
+                return Err(IamError::Conflict((*message).to_string()));
             }
         }
-        sqlx::query("DELETE FROM iam_groups WHERE group_id = $1")
-            .bind(group_id)
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+            .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(query_err("deleting group"))?;
+            .map_err(query_err("deleting"))?;
         commit(tx).await?;
         Ok(())
     }
@@ -943,32 +959,21 @@ impl Store {
 
     /// Deletes a role with no policies.
     pub async fn delete_role(&self, role_id: &str) -> Result<(), IamError> {
-        let mut tx = self.begin().await?;
-        if !lock_row(&mut tx, "iam_roles", "role_id", role_id).await? {
-            return Err(vanished("role"));
-        }
-        let checks: [(&str, &str); 2] = [
-            (
-                "SELECT COUNT(*) FROM role_policy_attachments WHERE role_id = $1",
-                "Cannot delete entity, must detach all policies first.",
-            ),
-            (
-                "SELECT COUNT(*) FROM role_inline_policies WHERE role_id = $1",
-                "Cannot delete entity, must delete policies first.",
-            ),
-        ];
-        for (sql, message) in checks {
-            if count(&mut tx, sql, role_id, "checking role dependents").await? > 0 {
-                return Err(IamError::Conflict(message.to_string()));
-            }
-        }
-        sqlx::query("DELETE FROM iam_roles WHERE role_id = $1")
-            .bind(role_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("deleting role"))?;
-        commit(tx).await?;
-        Ok(())
+        self.delete_unreferenced(
+            ("iam_roles", "role_id", "role"),
+            role_id,
+            &[
+                (
+                    "SELECT COUNT(*) FROM role_policy_attachments WHERE role_id = $1",
+                    "Cannot delete entity, must detach all policies first.",
+                ),
+                (
+                    "SELECT COUNT(*) FROM role_inline_policies WHERE role_id = $1",
+                    "Cannot delete entity, must delete policies first.",
+                ),
+            ],
+        )
+        .await
     }
 
     // ----- attached managed policies -----
