@@ -41,7 +41,7 @@ use seashell_protocol::data_channel::{
     ActionStatus, ActionType, ChannelClosed, ClientMessage, HandshakeResponsePayload, MessageType,
     PayloadType, ProcessedClientAction, Receive, ReorderBuffer, SizeData, Uuid,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::time::Instant;
 
@@ -149,13 +149,110 @@ pub struct AgentClient {
 }
 
 /// The version string this client reports in its hello.
-const SOFTWARE_VERSION: &str = concat!("seashell-runtime/", env!("CARGO_PKG_VERSION"));
+pub(crate) const SOFTWARE_VERSION: &str = concat!("seashell-runtime/", env!("CARGO_PKG_VERSION"));
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, for `CreatedDate`.
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// Connects to the agent's socket once.
+pub(crate) async fn connect_socket(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path)
+        .await
+        .map_err(|source| AgentClientError::Connect {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Connects to the agent's socket, waiting up to `within` for it to
+/// appear and accept: the agent creates it a moment after the environment
+/// starts.
+pub(crate) async fn connect_socket_when_ready(path: &Path, within: Duration) -> Result<UnixStream> {
+    let deadline = Instant::now() + within;
+    loop {
+        match connect_socket(path).await {
+            Err(AgentClientError::Connect { source, .. })
+                if Instant::now() < deadline
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(AgentClientError::Connect { .. }) if Instant::now() >= deadline => {
+                return Err(AgentClientError::Timeout {
+                    after: within,
+                    what: "the agent's socket",
+                })
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sends the server's hello, reads the agent's and negotiates the version.
+/// With `environment_id`, the agent must serve that environment.
+pub(crate) async fn exchange_hellos<S>(
+    stream: &mut S,
+    decoder: &mut FrameDecoder,
+    environment_id: Option<&str>,
+    timeout: Duration,
+) -> Result<u32>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ours = Hello::new(Role::Server, SOFTWARE_VERSION);
+    if let Some(id) = environment_id {
+        ours = ours.with_environment(id);
+    }
+    let frame = encode_frame(&ServerMessage::Hello(ours.clone()), DEFAULT_MAX_FRAME_LEN)?;
+    stream.write_all(&frame).await?;
+    let deadline = Instant::now() + timeout;
+    let theirs = match read_message(stream, decoder, deadline, timeout, "the agent's hello").await?
+    {
+        AgentMessage::Hello(h) => h,
+        AgentMessage::Error { code, message, .. } => {
+            return Err(AgentClientError::Agent { code, message })
+        }
+        other => return Err(AgentClientError::Unexpected(format!("{other:?}"))),
+    };
+    let version = negotiate(&ours, &theirs)?;
+    tracing::debug!(version, agent = %theirs.software_version, "connected");
+    Ok(version)
+}
+
+/// Reads the next whole message, or [`AgentClientError::Timeout`] at
+/// `deadline` (`after` is what the error reports).
+pub(crate) async fn read_message<S>(
+    stream: &mut S,
+    decoder: &mut FrameDecoder,
+    deadline: Instant,
+    after: Duration,
+    what: &'static str,
+) -> Result<AgentMessage>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(m) = decoder.next_message::<AgentMessage>()? {
+            return Ok(m);
+        }
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(AgentClientError::Timeout { after, what }),
+        };
+        if n == 0 {
+            return Err(AgentClientError::Closed);
+        }
+        decoder.push(&buf[..n]);
+    }
 }
 
 impl AgentClient {
@@ -163,35 +260,8 @@ impl AgentClient {
     /// `environment_id`, the agent must serve that environment.
     #[tracing::instrument(name = "agent.connect", level = "debug", skip_all, fields(socket = %path.display()))]
     pub async fn connect(path: &Path, environment_id: Option<&str>) -> Result<Self> {
-        let stream =
-            UnixStream::connect(path)
-                .await
-                .map_err(|source| AgentClientError::Connect {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        let mut client = AgentClient {
-            stream,
-            decoder: FrameDecoder::default(),
-            next_request: 0,
-            queued: VecDeque::new(),
-            sessions: HashMap::new(),
-            version: 0,
-            timeout: Duration::from_secs(30),
-        };
-        let mut ours = Hello::new(Role::Server, SOFTWARE_VERSION);
-        if let Some(id) = environment_id {
-            ours = ours.with_environment(id);
-        }
-        client.send(&ServerMessage::Hello(ours.clone())).await?;
-        let deadline = Instant::now() + client.timeout;
-        let theirs = match client.read_message(deadline, "the agent's hello").await? {
-            AgentMessage::Hello(h) => h,
-            other => return Err(AgentClientError::Unexpected(format!("{other:?}"))),
-        };
-        client.version = negotiate(&ours, &theirs)?;
-        tracing::debug!(version = client.version, agent = %theirs.software_version, "connected");
-        Ok(client)
+        let stream = connect_socket(path).await?;
+        Self::handshake(stream, environment_id).await
     }
 
     /// Like [`AgentClient::connect`], but waits up to `within` for the
@@ -202,27 +272,23 @@ impl AgentClient {
         environment_id: Option<&str>,
         within: Duration,
     ) -> Result<Self> {
-        let deadline = Instant::now() + within;
-        loop {
-            match Self::connect(path, environment_id).await {
-                Err(AgentClientError::Connect { source, .. })
-                    if Instant::now() < deadline
-                        && matches!(
-                            source.kind(),
-                            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                        ) =>
-                {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err(AgentClientError::Connect { .. }) if Instant::now() >= deadline => {
-                    return Err(AgentClientError::Timeout {
-                        after: within,
-                        what: "the agent's socket",
-                    })
-                }
-                other => return other,
-            }
-        }
+        let stream = connect_socket_when_ready(path, within).await?;
+        Self::handshake(stream, environment_id).await
+    }
+
+    async fn handshake(mut stream: UnixStream, environment_id: Option<&str>) -> Result<Self> {
+        let timeout = Duration::from_secs(30);
+        let mut decoder = FrameDecoder::default();
+        let version = exchange_hellos(&mut stream, &mut decoder, environment_id, timeout).await?;
+        Ok(AgentClient {
+            stream,
+            decoder,
+            next_request: 0,
+            queued: VecDeque::new(),
+            sessions: HashMap::new(),
+            version,
+            timeout,
+        })
     }
 
     /// The protocol version agreed in the hello exchange.
@@ -477,25 +543,14 @@ impl AgentClient {
         deadline: Instant,
         what: &'static str,
     ) -> Result<AgentMessage> {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            if let Some(m) = self.decoder.next_message::<AgentMessage>()? {
-                return Ok(m);
-            }
-            let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(AgentClientError::Timeout {
-                        after: self.timeout,
-                        what,
-                    })
-                }
-            };
-            if n == 0 {
-                return Err(AgentClientError::Closed);
-            }
-            self.decoder.push(&buf[..n]);
-        }
+        read_message(
+            &mut self.stream,
+            &mut self.decoder,
+            deadline,
+            self.timeout,
+            what,
+        )
+        .await
     }
 
     /// Turns a message into events, answering data-channel frames on the way.

@@ -32,6 +32,7 @@
 
 pub mod agent;
 pub mod agent_client;
+pub mod agent_hub;
 mod cmd;
 mod environment;
 mod error;
