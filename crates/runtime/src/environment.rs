@@ -12,6 +12,8 @@
 //! envs/<id>/bundle/config.json     OCI bundle; bundle/rootfs is the overlay mount
 //! envs/<id>/home                   loop mount of the home volume while running
 //! envs/<id>/runc.log            log of the OCI runtime (errors of `runc create`)
+//! envs/<id>/hosts, resolv.conf   the environment's /etc/hosts and /etc/resolv.conf
+//! envs/<id>/network.json         network lease (address, resolvers; for teardown)
 //! ```
 //!
 //! The OCI runtime's own state lives under `state_dir` (normally on tmpfs).
@@ -174,6 +176,14 @@ pub struct Runtime {
     /// Serialises address allocation between concurrent creates.
     net_lock: Mutex<()>,
     exec_counter: AtomicU64,
+}
+
+/// Writes a file every mapped id may read (`0644`, owned by host root):
+/// the environment reads it through a read-only bind.
+fn write_public_file(p: &Path, contents: &str) -> Result<()> {
+    std::fs::write(p, contents).map_err(|e| Error::io("writing", p, e))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::io("setting permissions of", p, e))
 }
 
 fn create_private_dir(p: &Path) -> Result<()> {
@@ -409,6 +419,27 @@ impl Runtime {
             }
             None => None,
         };
+        // The address is needed for /etc/hosts and resolv.conf before the
+        // bundle is written; the link itself comes after `runc create`.
+        let lease = match &self.config.network {
+            Some(cfg) => Some(self.lease(id, cfg)?),
+            None => None,
+        };
+        // Name files of this environment, bind-mounted read-only over the
+        // image's (before the caller's binds, which may override them).
+        let mut binds = Vec::with_capacity(spec.ro_binds.len() + 2);
+        let hosts = dir.join("hosts");
+        write_public_file(
+            &hosts,
+            &network::hosts_file(&spec.hostname, lease.as_ref().map(|l| l.env_ip)),
+        )?;
+        binds.push((hosts, PathBuf::from("/etc/hosts")));
+        if let Some(lease) = &lease {
+            let resolv = dir.join("resolv.conf");
+            write_public_file(&resolv, &lease.resolv_conf())?;
+            binds.push((resolv, PathBuf::from("/etc/resolv.conf")));
+        }
+        binds.extend(spec.ro_binds.iter().cloned());
         let oci = spec::build(&SpecInput {
             hostname: &spec.hostname,
             id_map: spec.id_map,
@@ -416,16 +447,15 @@ impl Runtime {
             cgroups_path: self.cgroups_path(id),
             args: &spec.init,
             home_source: home_source.as_deref(),
-            extra_ro_binds: &spec.ro_binds,
+            extra_ro_binds: &binds,
         })?;
         oci.save(bundle.join("config.json"))?;
         self.runc
             .create(id.as_str(), &bundle, &dir.join("runc.log"))?;
-        if let (Some(cfg), Some(tools)) = (&self.config.network, &self.net_tools) {
+        if let (Some(lease), Some(tools)) = (&lease, &self.net_tools) {
             // The namespace exists once `runc create` returns and the init
             // process waits for `start`: connect it now, so the environment
             // never runs without its network and filters.
-            let lease = self.lease(id, cfg)?;
             let pid = match self.runc.state(id.as_str())? {
                 Some(s) if s.pid > 0 => s.pid,
                 _ => {
@@ -436,7 +466,7 @@ impl Runtime {
                     })
                 }
             };
-            network::setup(tools, &lease, pid)?;
+            network::setup(tools, lease, pid)?;
         }
         Ok(())
     }

@@ -19,6 +19,18 @@
 //! - the environment cannot reach the host itself (INPUT from its veth is
 //!   dropped).
 //!
+//! Name resolution: each environment's `/etc/resolv.conf` (a file in its
+//! directory, bind-mounted read-only) names the resolvers of
+//! [`NetworkConfig::dns`]. Only UDP and TCP port 53 of exactly those
+//! addresses is let through ahead of the drops above, so a resolver in a
+//! blocked range (a cloud's link-local DNS, a resolver on the host itself)
+//! answers queries and nothing else there is reachable. A loopback resolver
+//! of the host (systemd-resolved's `127.0.0.53`, a local dnsmasq) cannot be
+//! named inside, where loopback is the environment's own: the environment
+//! is given its gateway (the host end of its link) instead, whose port 53 is
+//! DNAT-ed to that resolver, with `route_localnet` on the host end so the
+//! kernel routes the translated packets to the host's loopback.
+//!
 //! IPv6 is disabled inside the namespace and on the host end so none of this
 //! can be bypassed over link-local IPv6. Root inside has no `CAP_NET_ADMIN`,
 //! so it cannot change addresses or routes.
@@ -26,7 +38,7 @@
 //! Enabling the first network turns on `net.ipv4.ip_forward` on the host.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,21 +47,32 @@ use sha2::{Digest, Sha256};
 use crate::cmd;
 use crate::error::{Error, Result};
 
-/// Address pool of environment networks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Address pool and services of environment networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     /// First address of the pool.
     pub pool: Ipv4Addr,
     /// Prefix length of the pool (8–28); each environment takes a /30.
     pub prefix_len: u8,
+    /// Name servers written into every environment's `/etc/resolv.conf`,
+    /// in order (at most [`MAX_NAMESERVERS`], the C library's limit).
+    /// IPv4 only: environments have no IPv6. A loopback address is the
+    /// host's own resolver, reached through the environment's gateway (see
+    /// the module documentation); only the first loopback entry is used.
+    /// Empty: no name resolution. Default: [`host_resolvers`].
+    pub dns: Vec<IpAddr>,
 }
 
+/// Most name servers a `resolv.conf` may usefully list (glibc's `MAXNS`).
+pub const MAX_NAMESERVERS: usize = 3;
+
 impl Default for NetworkConfig {
-    /// `10.213.0.0/16`: 16384 environments.
+    /// `10.213.0.0/16` (16384 environments), the host's resolvers.
     fn default() -> Self {
         NetworkConfig {
             pool: Ipv4Addr::new(10, 213, 0, 0),
             prefix_len: 16,
+            dns: host_resolvers(),
         }
     }
 }
@@ -58,15 +81,47 @@ impl NetworkConfig {
     fn validate(&self) -> Result<()> {
         let base = u32::from(self.pool);
         let ok = (8..=28).contains(&self.prefix_len) && base & (u32::MAX >> self.prefix_len) == 0;
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Invalid {
+        if !ok {
+            return Err(Error::Invalid {
                 what: "network pool",
                 value: self.cidr(),
                 reason: "prefix must be 8-28 and the address aligned to it",
-            })
+            });
         }
+        if self.dns.len() > MAX_NAMESERVERS {
+            return Err(Error::Invalid {
+                what: "name servers",
+                value: format!("{:?}", self.dns),
+                reason: "at most 3 (the C library uses no more)",
+            });
+        }
+        for ns in &self.dns {
+            let bad = |reason| {
+                Err(Error::Invalid {
+                    what: "name server",
+                    value: ns.to_string(),
+                    reason,
+                })
+            };
+            match ns {
+                IpAddr::V6(_) => return bad("environments have IPv4 only"),
+                IpAddr::V4(v4) if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() => {
+                    return bad("not a unicast address")
+                }
+                // Letting port 53 through to the pool would open a path
+                // between environments.
+                IpAddr::V4(v4) if self.contains(*v4) => {
+                    return bad("inside the environments' address pool")
+                }
+                IpAddr::V4(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - u32::from(self.prefix_len));
+        u32::from(ip) & mask == u32::from(self.pool)
     }
 
     fn slots(&self) -> u32 {
@@ -79,6 +134,44 @@ impl NetworkConfig {
     }
 }
 
+/// The resolvers environments use by default: the IPv4 name servers of the
+/// host's `/etc/resolv.conf` that are not loopback addresses; if it has only
+/// loopback ones (a local stub resolver), the upstream servers of
+/// systemd-resolved (`/run/systemd/resolve/resolv.conf`), as Docker does;
+/// failing that, the loopback resolvers themselves, which environments then
+/// reach through their gateway. Empty when the host has no resolver.
+pub fn host_resolvers() -> Vec<IpAddr> {
+    let read = |p: &str| parse_resolv_conf(&std::fs::read_to_string(p).unwrap_or_default());
+    let host = read("/etc/resolv.conf");
+    let remote = |v: &[Ipv4Addr]| -> Vec<IpAddr> {
+        v.iter()
+            .filter(|a| !a.is_loopback())
+            .map(|a| IpAddr::V4(*a))
+            .collect()
+    };
+    let mut found = remote(&host);
+    if found.is_empty() {
+        found = remote(&read("/run/systemd/resolve/resolv.conf"));
+    }
+    if found.is_empty() {
+        found = host.iter().map(|a| IpAddr::V4(*a)).collect();
+    }
+    found.truncate(MAX_NAMESERVERS);
+    found
+}
+
+/// The IPv4 `nameserver` entries of a `resolv.conf`, in order.
+fn parse_resolv_conf(text: &str) -> Vec<Ipv4Addr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver"))
+                .then(|| w.next()?.parse::<Ipv4Addr>().ok())
+                .flatten()
+        })
+        .collect()
+}
+
 /// One environment's share of the pool, stored in its directory so that
 /// teardown and reconcile can undo exactly what was set up.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -89,6 +182,50 @@ pub(crate) struct Lease {
     pub env_ip: Ipv4Addr,
     pub pool: String,
     pub tag: String,
+    /// Name servers as the environment's `resolv.conf` lists them.
+    #[serde(default)]
+    pub nameservers: Vec<Ipv4Addr>,
+    /// A loopback resolver of the host that the environment reaches at
+    /// `host_ip` port 53.
+    #[serde(default)]
+    pub dns_forward: Option<Ipv4Addr>,
+}
+
+impl Lease {
+    /// The environment's `/etc/resolv.conf`.
+    pub fn resolv_conf(&self) -> String {
+        let mut s = String::from("# Written by Seashell for this environment.\n");
+        for ns in &self.nameservers {
+            s.push_str(&format!("nameserver {ns}\n"));
+        }
+        s
+    }
+
+    /// Resolvers other than the forwarded one: reached directly, port 53
+    /// only.
+    fn direct_nameservers(&self) -> impl Iterator<Item = &Ipv4Addr> {
+        self.nameservers
+            .iter()
+            .filter(move |ns| self.dns_forward.is_none() || **ns != self.host_ip)
+    }
+
+    /// Whether packets translated to the host's loopback must be routed
+    /// from the host end of the link.
+    fn needs_route_localnet(&self) -> bool {
+        self.dns_forward.is_some()
+    }
+}
+
+/// The environment's `/etc/hosts`: loopback, and its hostname at its own
+/// address (`127.0.1.1`, the Debian convention, without a network).
+pub(crate) fn hosts_file(hostname: &str, address: Option<Ipv4Addr>) -> String {
+    let own = address.unwrap_or(Ipv4Addr::new(127, 0, 1, 1));
+    format!(
+        "# Written by Seashell for this environment.\n\
+         127.0.0.1\tlocalhost\n\
+         {own}\t{hostname}\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
 }
 
 /// Programs used for networking.
@@ -133,6 +270,7 @@ pub(crate) fn allocate(
             reason: "no free /30 left",
         })?;
     let net = u32::from(cfg.pool) + slot * 4;
+    let host_ip = Ipv4Addr::from(net + 1);
     // Interface names are limited to 15 bytes; a hash of the runtime and
     // environment keeps them unique on the host.
     let digest = Sha256::digest(format!("{instance}/{id}").as_bytes());
@@ -140,13 +278,30 @@ pub(crate) fn allocate(
     for b in digest.iter().take(6) {
         host_if.push_str(&format!("{b:02x}"));
     }
+    let mut nameservers = Vec::new();
+    let mut dns_forward = None;
+    for ns in &cfg.dns {
+        let IpAddr::V4(ns) = *ns else { continue };
+        if !ns.is_loopback() {
+            nameservers.push(ns);
+        } else if dns_forward.is_none() {
+            // Loopback inside is the environment's own: name the gateway,
+            // whose port 53 leads to the host's resolver.
+            dns_forward = Some(ns);
+            nameservers.push(host_ip);
+        } else {
+            tracing::warn!(nameserver = %ns, "only the first loopback resolver can be forwarded; ignoring");
+        }
+    }
     Ok(Lease {
         slot,
         host_if,
-        host_ip: Ipv4Addr::from(net + 1),
+        host_ip,
         env_ip: Ipv4Addr::from(net + 2),
         pool: cfg.cidr(),
         tag: tag(instance, id),
+        nameservers,
+        dns_forward,
     })
 }
 
@@ -186,7 +341,70 @@ fn rules(lease: &Lease) -> Vec<(&'static str, &'static str, Vec<String>)> {
         v
     };
     let env_ip = format!("{}/32", lease.env_ip);
-    vec![
+    let host_ip = format!("{}/32", lease.host_ip);
+    let mut out = Vec::new();
+
+    // Name resolution comes first, ahead of every drop: port 53 of the
+    // configured resolvers, wherever they are (a resolver on a host
+    // address is reached through INPUT, others through FORWARD).
+    for ns in lease.direct_nameservers() {
+        let ns = format!("{ns}/32");
+        for proto in ["udp", "tcp"] {
+            for chain in ["INPUT", "FORWARD"] {
+                out.push((
+                    "filter",
+                    chain,
+                    with(
+                        s(&["-i", hif, "-d", &ns, "-p", proto, "--dport", "53"]),
+                        &["-j", "ACCEPT"],
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(resolver) = lease.dns_forward {
+        let to = format!("{resolver}:53");
+        let resolver = format!("{resolver}/32");
+        for proto in ["udp", "tcp"] {
+            out.push((
+                "nat",
+                "PREROUTING",
+                with(
+                    s(&["-i", hif, "-d", &host_ip, "-p", proto, "--dport", "53"]),
+                    &["-j", "DNAT", "--to-destination", &to],
+                ),
+            ));
+            // Only what the DNAT above translated: the host's loopback
+            // stays closed to packets addressed to it directly.
+            out.push((
+                "filter",
+                "INPUT",
+                with(
+                    s(&[
+                        "-i",
+                        hif,
+                        "-d",
+                        &resolver,
+                        "-p",
+                        proto,
+                        "--dport",
+                        "53",
+                        "-m",
+                        "conntrack",
+                        "--ctstate",
+                        "DNAT",
+                        "--ctorigdst",
+                        &host_ip,
+                        "--ctorigdstport",
+                        "53",
+                    ]),
+                    &["-j", "ACCEPT"],
+                ),
+            ));
+        }
+    }
+
+    out.extend([
         ("filter", "INPUT", with(s(&["-i", hif]), &["-j", "DROP"])),
         (
             "filter",
@@ -224,7 +442,8 @@ fn rules(lease: &Lease) -> Vec<(&'static str, &'static str, Vec<String>)> {
             "POSTROUTING",
             with(s(&["-s", env_ip.as_str()]), &["-j", "MASQUERADE"]),
         ),
-    ]
+    ]);
+    out
 }
 
 fn iptables(
@@ -277,6 +496,16 @@ pub(crate) fn setup(tools: &NetTools, lease: &Lease, pid: i64) -> Result<()> {
     ));
     if v6.exists() {
         std::fs::write(&v6, "1").map_err(|e| Error::io("writing", &v6, e))?;
+    }
+    if lease.needs_route_localnet() {
+        // Without it the kernel drops packets arriving here for 127.0.0.0/8
+        // as martians, DNAT-ed or not. Only this interface is affected, and
+        // its INPUT rules admit nothing but the translated connections.
+        let p = PathBuf::from(format!(
+            "/proc/sys/net/ipv4/conf/{}/route_localnet",
+            lease.host_if
+        ));
+        std::fs::write(&p, "1").map_err(|e| Error::io("writing", &p, e))?;
     }
     cmd::run(&mut cmd::command(
         &tools.ip,
@@ -375,7 +604,10 @@ mod tests {
 
     #[test]
     fn allocation() {
-        let cfg = NetworkConfig::default();
+        let cfg = NetworkConfig {
+            dns: vec![],
+            ..NetworkConfig::default()
+        };
         let mut used = BTreeSet::new();
         let a = allocate(&cfg, &used, "seashell", "env-a").expect("lease");
         assert_eq!(
@@ -389,14 +621,85 @@ mod tests {
         assert_ne!(a.host_if, b.host_if);
         let bad = NetworkConfig {
             pool: Ipv4Addr::new(10, 213, 0, 1),
-            prefix_len: 16,
+            ..cfg.clone()
         };
         assert!(allocate(&bad, &used, "s", "x").is_err());
         let tiny = NetworkConfig {
             pool: Ipv4Addr::new(10, 0, 0, 0),
             prefix_len: 28,
+            ..cfg.clone()
         };
         let full: BTreeSet<u32> = (0..4).collect();
         assert!(allocate(&tiny, &full, "s", "x").is_err());
+    }
+
+    #[test]
+    fn resolv_conf_parsing() {
+        let text = "# generated\nsearch example.internal\nnameserver 10.0.0.2\n\
+                    nameserver  fe80::1\nnameserver 127.0.0.53 # stub\noptions edns0\n";
+        assert_eq!(
+            parse_resolv_conf(text),
+            [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 53)]
+        );
+        assert!(parse_resolv_conf("").is_empty());
+    }
+
+    #[test]
+    fn name_servers() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("address");
+        let cfg = NetworkConfig {
+            dns: vec![ip("192.0.2.53"), ip("127.0.0.53"), ip("127.0.0.1")],
+            ..NetworkConfig::default()
+        };
+        let l = allocate(&cfg, &BTreeSet::new(), "s", "x").expect("lease");
+        // The loopback resolver is replaced by the gateway; the second
+        // loopback one cannot be forwarded as well.
+        assert_eq!(l.nameservers, [Ipv4Addr::new(192, 0, 2, 53), l.host_ip]);
+        assert_eq!(l.dns_forward, Some(Ipv4Addr::new(127, 0, 0, 53)));
+        assert_eq!(
+            l.resolv_conf(),
+            format!(
+                "# Written by Seashell for this environment.\n\
+                 nameserver 192.0.2.53\nnameserver {}\n",
+                l.host_ip
+            )
+        );
+        let all = rules(&l)
+            .iter()
+            .map(|(t, c, r)| format!("{t} {c} {}", r.join(" ")))
+            .collect::<Vec<_>>();
+        // Port 53 of the direct resolver, ahead of the drops.
+        let first_drop = all.iter().position(|r| r.ends_with("DROP"));
+        let dns = all
+            .iter()
+            .position(|r| r.contains("-d 192.0.2.53/32 -p udp --dport 53"));
+        assert!(dns < first_drop, "{all:#?}");
+        assert!(
+            all.iter().any(|r| r.starts_with("nat PREROUTING")
+                && r.ends_with("--to-destination 127.0.0.53:53")),
+            "{all:#?}"
+        );
+        assert!(l.needs_route_localnet());
+
+        for bad in ["10.213.0.9", "::1", "0.0.0.0", "224.0.0.1"] {
+            let cfg = NetworkConfig {
+                dns: vec![ip(bad)],
+                ..NetworkConfig::default()
+            };
+            assert!(allocate(&cfg, &BTreeSet::new(), "s", "x").is_err(), "{bad}");
+        }
+        let cfg = NetworkConfig {
+            dns: vec![ip("192.0.2.1"); 4],
+            ..NetworkConfig::default()
+        };
+        assert!(allocate(&cfg, &BTreeSet::new(), "s", "x").is_err());
+    }
+
+    #[test]
+    fn hosts_file_names_the_environment() {
+        let h = hosts_file("env-1", Some(Ipv4Addr::new(10, 213, 0, 2)));
+        assert!(h.contains("127.0.0.1\tlocalhost\n"), "{h}");
+        assert!(h.contains("10.213.0.2\tenv-1\n"), "{h}");
+        assert!(hosts_file("env-1", None).contains("127.0.1.1\tenv-1\n"));
     }
 }

@@ -1,15 +1,118 @@
 //! Environment networking: NAT egress, link-local and metadata addresses
-//! blocked, no traffic between environments, nothing connects in.
+//! blocked, no traffic between environments, nothing connects in; name
+//! resolution through the configured resolvers and nothing else.
+//!
+//! The tests share host address ranges (203.0.113.0/30, 169.254.77.0/24,
+//! the pool), so they run one at a time.
 
 mod common;
 
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{Fixture, Options};
 use seashell_runtime::{ExecUser, Limits, NetworkConfig};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A pool no host address or route uses, with the given resolvers.
+fn test_network(dns: Vec<IpAddr>) -> NetworkConfig {
+    let tag = std::process::id();
+    let pool = NetworkConfig {
+        pool: Ipv4Addr::new(10, 100 + (tag % 100) as u8, 0, 0),
+        prefix_len: 16,
+        dns,
+    };
+    assert_unused_on_host(&format!(
+        "{}.{}.",
+        pool.pool.octets()[0],
+        pool.pool.octets()[1]
+    ));
+    pool
+}
+
+/// Starts dnsmasq (Debian `dnsmasq-base`) in the foreground, answering only
+/// from `records` (`name,address` pairs) on `listen`, optionally inside a
+/// network namespace. Its pid file lies under `root`, so a dead run's
+/// cleanup finds it by its command line.
+fn dnsmasq(root: &Path, netns: Option<&str>, listen: &str, records: &[&str]) -> Child {
+    assert!(
+        Path::new("/usr/sbin/dnsmasq").exists(),
+        "dnsmasq is missing: install the Debian package `dnsmasq-base` \
+         (scripts/install-runtime-deps.sh)"
+    );
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "/usr/sbin/dnsmasq"]);
+            c
+        }
+        None => Command::new("/usr/sbin/dnsmasq"),
+    };
+    c.args([
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--user=root",
+        "--group=root",
+        "--local=/test/",
+    ])
+    .arg(format!("--listen-address={listen}"))
+    .arg(format!(
+        "--pid-file={}",
+        root.join(format!("dnsmasq-{listen}.pid")).display()
+    ))
+    .arg(format!(
+        "--log-facility={}",
+        root.join(format!("dnsmasq-{listen}.log")).display()
+    ));
+    for r in records {
+        c.arg(format!("--host-record={r}"));
+    }
+    let child = c.spawn().expect("start dnsmasq");
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+/// Kills a child process on drop.
+struct Killed(Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Every iptables rule (filter and nat) tagged for the fixture's runtime.
+fn tagged_rules(f: &Fixture) -> String {
+    let prefix = format!("seashell:{}:", f.rt.config().cgroup_parent);
+    ["filter", "nat"]
+        .iter()
+        .flat_map(|t| {
+            let out = Command::new("iptables")
+                .args(["-w", "-t", t, "-S"])
+                .output()
+                .expect("iptables");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains(&prefix))
+                .map(|l| format!("{t}: {l}\n"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
 
 fn run(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -175,20 +278,13 @@ fn fetch_on_host(netns: Option<&str>, host: &str, port: u16, path: &str) -> Stri
 
 #[test]
 fn egress_nat_and_blocked_destinations() {
+    let _serial = serial();
     let tag = std::process::id();
-    let pool = NetworkConfig {
-        pool: Ipv4Addr::new(10, 100 + (tag % 100) as u8, 0, 0),
-        prefix_len: 16,
-    };
-    assert_unused_on_host(&format!(
-        "{}.{}.",
-        pool.pool.octets()[0],
-        pool.pool.octets()[1]
-    ));
+    let pool = test_network(vec![]);
     let f = Fixture::with(
         "net",
         Options {
-            network: Some(pool),
+            network: Some(pool.clone()),
             ..Options::default()
         },
     );
@@ -302,22 +398,216 @@ fn egress_nat_and_blocked_destinations() {
 
     f.rt.stop(&a).expect("stop");
     f.rt.stop(&b).expect("stop");
-    let rules = Command::new("iptables")
-        .args(["-w", "-S"])
-        .output()
-        .expect("iptables");
-    let nat = Command::new("iptables")
-        .args(["-w", "-t", "nat", "-S"])
-        .output()
-        .expect("iptables");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&rules.stdout),
-        String::from_utf8_lossy(&nat.stdout)
+    let left = tagged_rules(&f);
+    assert!(left.is_empty(), "firewall rules left after stop:\n{left}");
+}
+
+fn resolves(out: &seashell_runtime::ExecOutput, address: &str) -> bool {
+    out.success()
+        && out
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("Address:") && l.trim_end().ends_with(&format!(" {address}")))
+}
+
+#[test]
+fn names_resolve_through_the_configured_resolver_only() {
+    let _serial = serial();
+    let tag = std::process::id();
+    // The resolver sits at a link-local address, in the blocked range, as a
+    // cloud's DNS server does (169.254.169.253 on EC2): only its port 53
+    // may be reachable.
+    let resolver = "169.254.77.2";
+    let f = Fixture::with(
+        "dns",
+        Options {
+            network: Some(test_network(vec![resolver.parse().expect("ip")])),
+            ..Options::default()
+        },
     );
-    let prefix = format!("seashell:{}", f.rt.config().cgroup_parent);
+    let outside = Outside::new(tag, f.root.join("www"));
+    // A second resolver, not configured, behind the same link.
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &outside.netns,
+        "ip",
+        "addr",
+        "add",
+        "169.254.77.3/32",
+        "dev",
+        "eth0",
+    ]);
+    must(&[
+        "ip",
+        "route",
+        "add",
+        "169.254.77.3/32",
+        "via",
+        "203.0.113.2",
+        "dev",
+        &outside.host_if,
+    ]);
+    let records = [
+        "www.outside.test,203.0.113.2",
+        "metadata.outside.test,169.254.77.2",
+    ];
+    let _dns = Killed(vec![
+        dnsmasq(&f.root, Some(&outside.netns), resolver, &records),
+        dnsmasq(&f.root, Some(&outside.netns), "169.254.77.3", &records),
+    ]);
+    let a = f.id("a");
+    f.up(&a, None, Limits::default());
+    let env_ip = env_ip(&f, &a);
+
+    // The environment's name files: the configured resolver, its hostname
+    // at its own address; read-only even for root inside.
+    let resolv = f.ok(&a, ExecUser::Root, "grep -v '^#' /etc/resolv.conf");
+    assert_eq!(resolv, format!("nameserver {resolver}"));
+    let hosts = f.ok(&a, ExecUser::Root, "cat /etc/hosts");
     assert!(
-        !all.contains(&prefix),
-        "firewall rules left after stop:\n{all}"
+        hosts.contains(&format!("{env_ip}\tseashell-env")),
+        "{hosts}"
     );
+    let out = f.sh(
+        &a,
+        ExecUser::Root,
+        "echo nameserver 192.0.2.99 > /etc/resolv.conf",
+    );
+    assert!(!out.success(), "resolv.conf is writable: {out:?}");
+
+    // Names resolve through /etc/resolv.conf, as the user, over UDP; the
+    // resolver's TCP port 53 is open too (large answers).
+    let out = f.sh(&a, ExecUser::CloudshellUser, "nslookup www.outside.test");
+    assert!(resolves(&out, "203.0.113.2"), "no answer: {out:?}");
+    let got = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch("203.0.113.2", 80, "/index.html"),
+    );
+    assert!(got.stdout.contains("outside"), "egress failed: {got:?}");
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &format!("nc -w 3 {resolver} 53 </dev/null && echo tcp-open"),
+    );
+    assert!(out.stdout.contains("tcp-open"), "TCP 53 closed: {out:?}");
+
+    // Only name resolution: the resolver's web server on the same address
+    // stays blocked, and so does a name that resolves into the blocked
+    // range.
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch(resolver, 80, "/index.html"),
+    );
+    assert!(
+        !out.stdout.contains("outside"),
+        "resolver's other ports reachable: {out:?}"
+    );
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        "nslookup metadata.outside.test",
+    );
+    assert!(resolves(&out, "169.254.77.2"), "no answer: {out:?}");
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch("169.254.77.2", 80, "/index.html"),
+    );
+    assert!(
+        !out.stdout.contains("outside"),
+        "resolved link-local address reachable: {out:?}"
+    );
+    // A resolver that is not configured is not reachable, though the host
+    // reaches it.
+    let host = Command::new("busybox")
+        .args(["nslookup", "www.outside.test", "169.254.77.3"])
+        .output()
+        .expect("nslookup on the host");
+    assert!(
+        String::from_utf8_lossy(&host.stdout).contains("203.0.113.2"),
+        "control: the host queries the second resolver: {host:?}"
+    );
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        "nslookup www.outside.test 169.254.77.3",
+    );
+    assert!(
+        !resolves(&out, "203.0.113.2"),
+        "unconfigured resolver reachable: {out:?}"
+    );
+
+    f.rt.stop(&a).expect("stop");
+    let left = tagged_rules(&f);
+    assert!(left.is_empty(), "firewall rules left after stop:\n{left}");
+    drop(outside);
+}
+
+#[test]
+fn a_loopback_resolver_of_the_host_is_reached_through_the_gateway() {
+    let _serial = serial();
+    // A stub resolver on the host's loopback, as systemd-resolved's
+    // 127.0.0.53; inside, loopback is the environment's own.
+    let resolver = "127.53.0.1";
+    let f = Fixture::with(
+        "dnslo",
+        Options {
+            network: Some(test_network(vec![resolver.parse().expect("ip")])),
+            ..Options::default()
+        },
+    );
+    let mut servers = Killed(vec![dnsmasq(
+        &f.root,
+        None,
+        resolver,
+        &["www.loop.test,203.0.113.2"],
+    )]);
+    let a = f.id("a");
+    f.up(&a, None, Limits::default());
+    let gw = f.ok(
+        &a,
+        ExecUser::Root,
+        "ip route | awk '/default/ { print $3 }'",
+    );
+    let resolv = f.ok(&a, ExecUser::Root, "grep -v '^#' /etc/resolv.conf");
+    assert_eq!(resolv, format!("nameserver {gw}"));
+
+    let out = f.sh(&a, ExecUser::CloudshellUser, "nslookup www.loop.test");
+    assert!(resolves(&out, "203.0.113.2"), "no answer: {out:?}");
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &format!("nc -w 3 {gw} 53 </dev/null && echo tcp-open"),
+    );
+    assert!(out.stdout.contains("tcp-open"), "TCP 53 closed: {out:?}");
+
+    // Port 53 is all: another port of the host end stays closed.
+    let www = f.root.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "host-page\n").expect("index");
+    let httpd = Command::new("busybox")
+        .args(["httpd", "-f", "-p", &format!("{gw}:8081"), "-h"])
+        .arg(&www)
+        .spawn()
+        .expect("httpd");
+    servers.0.push(httpd);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        fetch_on_host(None, &gw, 8081, "/index.html").contains("host-page"),
+        "control: host server up"
+    );
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch(&gw, 8081, "/index.html"),
+    );
+    assert!(!out.stdout.contains("host-page"), "host reachable: {out:?}");
+
+    f.rt.stop(&a).expect("stop");
+    let left = tagged_rules(&f);
+    assert!(left.is_empty(), "firewall rules left after stop:\n{left}");
 }
