@@ -974,14 +974,15 @@ fn route(shared: &Shared, message: AgentMessage) {
             exit_code,
         } => {
             tracing::debug!(session = %session_id, ?reason, ?exit_code, "session ended");
-            // Its frames came first (the agent writes the report after
-            // them), so the attachment ends after its `channel_closed`.
-            shared.lock().attachments.remove(&session_id);
+            // Reported before the attachment ends, so its holder can tell
+            // why it ended. Its frames came first (the agent writes the
+            // report after them), so it ends after its `channel_closed`.
             let _ = shared.events.send(SessionEnded {
-                session_id,
+                session_id: session_id.clone(),
                 reason,
                 exit_code,
             });
+            shared.lock().attachments.remove(&session_id);
         }
         AgentMessage::FileReadChunk {
             transfer_id,
