@@ -645,13 +645,18 @@ impl AgentHub {
             Queue::Control => &self.inner.control,
             Queue::Bulk => &self.inner.bulk,
         };
-        if queue.send(make(id)).await.is_err() {
-            shared.lock().pending.remove(&id);
-            return Err(HubError::Closed);
-        }
-        let answer = match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+        // The timeout covers the wait for room in the queue too: a writer
+        // stuck on an agent that stopped reading must not hang callers.
+        let exchange = async {
+            queue.send(make(id)).await.map_err(|_| HubError::Closed)?;
+            rx.await.map_err(|_| HubError::Closed)
+        };
+        let answer = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => return Err(HubError::Closed),
+            Ok(Err(e)) => {
+                shared.lock().pending.remove(&id);
+                return Err(e);
+            }
             Err(_) => {
                 shared.lock().pending.remove(&id);
                 return Err(HubError::Timeout {
