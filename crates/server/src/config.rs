@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::envs::settings::CloudShellSettings;
+
 /// Everything `seashell serve` can be told.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -33,6 +35,8 @@ pub struct Config {
     pub regions: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Environments and the CloudShell service (`[cloudshell]`).
+    pub cloudshell: CloudShellSettings,
 }
 
 /// Log output format.
@@ -69,6 +73,7 @@ impl Default for Config {
             tls_key: None,
             regions: vec!["us-east-1".into(), "eu-west-1".into()],
             max_body_bytes: 1 << 20,
+            cloudshell: CloudShellSettings::default(),
         }
     }
 }
@@ -173,6 +178,7 @@ impl Config {
                 "tls_cert and tls_key go together: give both or neither".into(),
             ));
         }
+        self.cloudshell.validate().map_err(ConfigError::Invalid)?;
         if self.regions.is_empty() {
             return Err(ConfigError::Invalid("at least one region is needed".into()));
         }

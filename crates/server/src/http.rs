@@ -15,6 +15,9 @@ use seashell_audit::{Record, Sink, UserIdentity};
 use tower_http::trace::TraceLayer;
 
 mod json;
+mod rest_json;
+
+pub use rest_json::REGION_HEADER;
 
 use crate::authz::RequestInfo;
 use crate::caller::Caller;
@@ -42,7 +45,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sts/", any(sts_endpoint))
         .route("/iam", any(iam_endpoint))
         .route("/iam/", any(iam_endpoint))
+        .route(
+            "/cloudshell/model/service-2.json",
+            get(crate::services::cloudshell::model::service_model),
+        )
+        .route(
+            "/cloudshell/{operation}",
+            any(rest_json::cloudshell_endpoint),
+        )
         .layer(DefaultBodyLimit::max(limit))
+        // Uploads stream through to the agent: no body limit but the home's
+        // size.
+        .route(
+            "/v1/files/{environment_id}",
+            axum::routing::put(crate::services::cloudshell::files::upload)
+                .get(crate::services::cloudshell::files::download),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -349,7 +367,7 @@ fn with_request(
 }
 
 /// Writes an audit record; false if it could not be made durable.
-async fn audit(state: &AppState, record: seashell_audit::RedactedRecord) -> bool {
+pub(crate) async fn audit(state: &AppState, record: seashell_audit::RedactedRecord) -> bool {
     match state.audit.write(&record).await {
         Ok(()) => {
             state.indexer.index(record);

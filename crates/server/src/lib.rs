@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod builtin;
 pub mod caller;
 pub mod config;
+pub mod envs;
 pub mod error;
 pub mod http;
 pub mod ids;

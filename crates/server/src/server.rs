@@ -10,9 +10,11 @@ use seashell_audit::{DeliveryConfig, DeliverySink, Sink};
 
 use crate::bootstrap::{self, FirstAccount};
 use crate::config::Config;
+use crate::envs::Environments;
 use crate::http;
 use crate::indexer::Indexer;
 use crate::metrics::Metrics;
+use crate::services::cloudshell::files::UrlKey;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -67,6 +69,8 @@ pub struct Running {
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     delivery: tokio::task::JoinHandle<()>,
     indexer_task: tokio::task::JoinHandle<()>,
+    prepare_task: tokio::task::JoinHandle<()>,
+    duties: tokio::task::JoinHandle<()>,
 }
 
 /// Creates the data directory readable by its owner only.
@@ -100,15 +104,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         }
         _ => None,
     };
-    let (indexer, indexer_task) = Indexer::spawn(store.clone());
-    let state = Arc::new(AppState {
-        config,
-        store,
-        audit,
-        metrics: Metrics::new(),
-        indexer,
-    });
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+
     let listener = std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
         addr: listen,
         source,
@@ -123,6 +119,44 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         addr: listen,
         source,
     })?;
+    // URLs handed out (data-channel streams, file transfers) name the
+    // address actually bound, also when the port was chosen by the system.
+    let mut config = config;
+    if config.public_url.is_none() {
+        let scheme = if config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        config.public_url = Some(format!("{scheme}://{local_addr}"));
+    }
+    let (indexer, indexer_task) = Indexer::spawn(store.clone());
+    let file_urls =
+        UrlKey::load_or_create(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.join("file-url.key"),
+            source,
+        })?;
+    let envs = Environments::new(
+        store.clone(),
+        config.cloudshell.clone(),
+        config.data_dir.clone(),
+        &config.public_url(),
+    );
+    let state = Arc::new(AppState {
+        config,
+        store,
+        audit,
+        metrics: Metrics::new(),
+        indexer,
+        envs,
+        file_urls,
+    });
+    // Environments become available once their backend is ready (the
+    // default image may be built first); the API answers meanwhile.
+    let preparing = state.envs.clone();
+    let prepare_task = tokio::spawn(async move { preparing.prepare().await });
+    let duties = crate::envs::duties::spawn(state.clone());
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let task = match tls {
         Some(tls) => {
@@ -158,6 +192,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         task,
         delivery,
         indexer_task,
+        prepare_task,
+        duties,
     })
 }
 
@@ -186,6 +222,10 @@ impl Running {
             }
         }
         self.delivery.abort();
+        // Environments keep running without the server; the next start
+        // reattaches to them.
+        self.duties.abort();
+        self.prepare_task.abort();
         self.state.indexer.flush().await;
         self.indexer_task.abort();
         if let Err(e) = self.state.audit.flush().await {

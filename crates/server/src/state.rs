@@ -5,8 +5,10 @@ use std::sync::Arc;
 use seashell_audit::DeliverySink;
 
 use crate::config::Config;
+use crate::envs::Environments;
 use crate::indexer::Indexer;
 use crate::metrics::Metrics;
+use crate::services::cloudshell::files::UrlKey;
 use crate::store::Store;
 
 /// Shared server state.
@@ -22,6 +24,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Copies audit records into the database for `LookupEvents`.
     pub indexer: Indexer,
+    /// Environments, sessions and their agents.
+    pub envs: Environments,
+    /// Signs the pre-signed file transfer URLs.
+    pub file_urls: UrlKey,
 }
 
 impl AppState {

@@ -1,5 +1,6 @@
 //! The services, one module each.
 
+pub mod cloudshell;
 pub mod cloudtrail;
 pub mod iam;
 pub mod sts;

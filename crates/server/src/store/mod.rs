@@ -11,6 +11,7 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 use crate::ids;
 
 mod audit;
+pub mod cloudshell;
 pub mod console;
 
 pub mod iam;

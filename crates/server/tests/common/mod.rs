@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // Each test binary uses part of this module.
 
+pub mod cloudshell;
+
 use sqlx::{Connection, Executor};
 
 /// A database for one test.

@@ -1,0 +1,266 @@
+//! Environments and their sessions: the state machine behind the CloudShell
+//! API (DESIGN §4). The database holds what the API promises (status,
+//! sessions, tokens); the runtime holds the containers; one multiplexed
+//! agent connection per running environment carries sessions, credentials
+//! and files.
+//!
+//! Transitions of one environment are serialized by a per-environment lock
+//! and run in the background: the API moves the status (`CREATING`,
+//! `RESUMING`, `SUSPENDING`, `DELETING`) at once and answers, and
+//! `getEnvironmentStatus` shows the result. Nothing a caller does waits on
+//! a container for long: calls that need a running environment wait a
+//! bounded time and then say why not.
+
+pub mod backend;
+mod credentials;
+pub mod duties;
+mod errors;
+mod lifecycle;
+mod sessions;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use seashell_protocol::agent_channel::{AttachMode, SessionId};
+use seashell_runtime::agent_hub::AgentHub;
+use seashell_runtime::{EnvironmentId, HomeKey};
+use tokio::sync::{watch, Mutex};
+
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::store::cloudshell::EnvironmentRow;
+use crate::store::Store;
+
+pub use backend::{Backend, Unavailable};
+pub use errors::{conflict, not_found, quota_exceeded, unavailable, validation};
+pub use lifecycle::VpcConfig;
+pub use sessions::CreatedSession;
+pub use settings::CloudShellSettings;
+
+/// The statuses of the API.
+pub mod status {
+    /// Being created and started for the first time.
+    pub const CREATING: &str = "CREATING";
+    /// Running: sessions can be opened.
+    pub const RUNNING: &str = "RUNNING";
+    /// Being stopped.
+    pub const SUSPENDING: &str = "SUSPENDING";
+    /// Stopped; the home is kept, everything else is gone.
+    pub const SUSPENDED: &str = "SUSPENDED";
+    /// Being started again.
+    pub const RESUMING: &str = "RESUMING";
+    /// Being deleted with its home.
+    pub const DELETING: &str = "DELETING";
+}
+
+/// What the gateway gets for a redeemed data-channel token.
+#[derive(Debug, Clone)]
+pub struct StreamGrant {
+    /// The environment's agent connection.
+    pub hub: AgentHub,
+    /// The session, as the agent knows it.
+    pub session: SessionId,
+    /// Whether the client resumes (resumeSession) or starts fresh
+    /// (createSession).
+    pub mode: AttachMode,
+    /// The environment.
+    pub environment_id: String,
+    /// Who the token was issued to.
+    pub principal_arn: String,
+}
+
+/// Where the backend is: being prepared at start, ready, or unavailable.
+#[derive(Debug, Clone)]
+enum BackendState {
+    Preparing,
+    Ready(Arc<Backend>),
+    Unavailable(String),
+}
+
+/// Environments, sessions and their agents. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Environments {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    settings: CloudShellSettings,
+    data_dir: PathBuf,
+    /// The base URL of stream URLs (`ws[s]://host`).
+    stream_base: String,
+    backend: watch::Receiver<BackendState>,
+    backend_tx: watch::Sender<BackendState>,
+    hubs: StdMutex<HashMap<String, AgentHub>>,
+    locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl Environments {
+    /// Environments served from `store`, whose backend is prepared in the
+    /// background (see [`Environments::prepare`]).
+    pub fn new(
+        store: Store,
+        settings: CloudShellSettings,
+        data_dir: PathBuf,
+        public_url: &str,
+    ) -> Environments {
+        let (backend_tx, backend) = watch::channel(BackendState::Preparing);
+        let stream_base = if let Some(rest) = public_url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = public_url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            public_url.to_string()
+        };
+        Environments {
+            inner: Arc::new(Inner {
+                store,
+                settings,
+                data_dir,
+                stream_base,
+                backend,
+                backend_tx,
+                hubs: StdMutex::new(HashMap::new()),
+                locks: StdMutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Prepares the backend (host checks, image, agent), then reconciles
+    /// the database with what runs on the host. Run once at start, in the
+    /// background: the default image may take minutes to build.
+    pub async fn prepare(&self) {
+        let settings = self.inner.settings.clone();
+        let data_dir = self.inner.data_dir.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || backend::prepare(&settings, &data_dir)).await;
+        let state = match prepared {
+            Ok(Ok(backend)) => BackendState::Ready(Arc::new(backend)),
+            Ok(Err(Unavailable(why))) => {
+                tracing::warn!(reason = %why, "environments are unavailable");
+                BackendState::Unavailable(why)
+            }
+            Err(e) => BackendState::Unavailable(format!("preparing environments failed: {e}")),
+        };
+        let ready = matches!(state, BackendState::Ready(_));
+        let _ = self.inner.backend_tx.send(state);
+        if ready {
+            if let Err(e) = self.reconcile().await {
+                tracing::error!(error = %e.message, "reconciling environments failed");
+            }
+        }
+    }
+
+    /// The backend, waiting while it is prepared; the error says why
+    /// environments cannot run.
+    async fn backend(&self) -> Result<Arc<Backend>, ApiError> {
+        let mut rx = self.inner.backend.clone();
+        loop {
+            match &*rx.borrow_and_update() {
+                BackendState::Ready(b) => return Ok(b.clone()),
+                BackendState::Unavailable(why) => return Err(unavailable(why)),
+                BackendState::Preparing => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(unavailable("environments are shutting down"));
+            }
+        }
+    }
+
+    /// The backend if it is ready now.
+    fn backend_now(&self) -> Option<Arc<Backend>> {
+        match &*self.inner.backend.borrow() {
+            BackendState::Ready(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// Why environments cannot run, if they cannot (for status reasons).
+    pub fn unavailable_reason(&self) -> Option<String> {
+        match &*self.inner.backend.borrow() {
+            BackendState::Unavailable(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    /// The URL at which shells reach the API, when environments have a
+    /// network that leads to it.
+    fn api_base(&self) -> Option<String> {
+        self.backend_now().and_then(|b| b.api_url.clone())
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &CloudShellSettings {
+        &self.inner.settings
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The per-environment transition lock.
+    fn lock_of(&self, id: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// The agent connection of a running environment.
+    pub fn hub(&self, id: &str) -> Option<AgentHub> {
+        let hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        hubs.get(id).filter(|h| !h.is_closed()).cloned()
+    }
+
+    fn set_hub(&self, id: &str, hub: Option<AgentHub>) {
+        let mut hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        match hub {
+            Some(h) => {
+                hubs.insert(id.to_string(), h);
+            }
+            None => {
+                hubs.remove(id);
+            }
+        }
+    }
+
+    /// An environment of `caller`'s, or `ResourceNotFoundException` (also
+    /// for someone else's: its existence is not revealed).
+    pub async fn owned(&self, caller: &Caller, id: &str) -> Result<EnvironmentRow, ApiError> {
+        let env = self
+            .store()
+            .environment(id)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        match env {
+            Some(env) if env.account_id == caller.account_id && env.principal_arn == caller.arn => {
+                Ok(env)
+            }
+            _ => Err(not_found(id)),
+        }
+    }
+
+    /// A principal's environments in a region.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        region: &str,
+    ) -> Result<Vec<EnvironmentRow>, ApiError> {
+        self.store()
+            .environments_of(&caller.account_id, &caller.arn, region)
+            .await
+            .map_err(|e| ApiError::internal(&e))
+    }
+
+    /// The home of a public environment.
+    fn home_key(env: &EnvironmentRow) -> Option<HomeKey> {
+        env.vpc_config
+            .is_none()
+            .then(|| HomeKey::new(&env.account_id, &env.principal_arn, &env.region))
+    }
+
+    fn runtime_id(id: &str) -> Result<EnvironmentId, ApiError> {
+        EnvironmentId::new(id).map_err(|e| ApiError::internal(&e))
+    }
+}

@@ -1,0 +1,523 @@
+//! File upload and download through pre-signed URLs on the server itself.
+//!
+//! `getFileUploadUrls` / `getFileDownloadUrls` return a URL
+//! `/v1/files/<EnvironmentId>?op=…&path=…&principal=…&expires=…&signature=…`
+//! whose signature is an HMAC-SHA256, under a key only the server holds,
+//! over the method, the environment, the path, the principal and the expiry.
+//! A URL works for one purpose (upload or download) and at most
+//! [`MAX_TTL_SECONDS`]; the bytes stream through the agent into or out of
+//! the home directory, where the agent confines every path (`openat2`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt as _;
+use hmac::{Hmac, Mac};
+use rand::RngCore as _;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+
+use super::{decode, environment_arn, Operation};
+use crate::authz::{self, RequestInfo};
+use crate::caller::Caller;
+use crate::envs::{conflict, status, validation};
+use crate::error::ApiError;
+use crate::services::Handled;
+use crate::state::AppState;
+
+/// Longest a pre-signed URL lives.
+pub const MAX_TTL_SECONDS: i64 = 15 * 60;
+/// The home directory, as absolute paths name it.
+pub const HOME: &str = "/home/cloudshell-user";
+
+/// The key that signs file URLs, kept in the data directory (mode 0600) so
+/// URLs survive a restart of the server within their lifetime.
+#[derive(Clone)]
+pub struct UrlKey(Arc<[u8; 32]>);
+
+impl std::fmt::Debug for UrlKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlKey(***)")
+    }
+}
+
+impl UrlKey {
+    /// Reads the key from `<data_dir>/file-url.key`, creating it first.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<UrlKey> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = data_dir.join("file-url.key");
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                return Ok(UrlKey(Arc::new(key)));
+            }
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a 32-byte key", path.display()),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let tmp = data_dir.join("file-url.key.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(UrlKey(Arc::new(key)))
+    }
+
+    fn sign(&self, fields: &Signed<'_>) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
+        for part in [
+            fields.op,
+            fields.environment_id,
+            fields.path,
+            fields.principal,
+            &fields.expires.to_string(),
+        ] {
+            // Length-prefixed, so no two field lists sign alike.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn verify(&self, fields: &Signed<'_>, signature: &str) -> bool {
+        let Ok(given) = hex::decode(signature) else {
+            return false;
+        };
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
+        for part in [
+            fields.op,
+            fields.environment_id,
+            fields.path,
+            fields.principal,
+            &fields.expires.to_string(),
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.verify_slice(&given).is_ok()
+    }
+}
+
+struct Signed<'a> {
+    op: &'a str,
+    environment_id: &'a str,
+    path: &'a str,
+    principal: &'a str,
+    expires: i64,
+}
+
+/// A path as the guide allows it: relative to the home directory, or
+/// absolute under it. Returns the path relative to home; the agent still
+/// resolves it beneath home, so a symlink cannot lead out.
+pub fn home_relative(path: &str) -> Result<String, ApiError> {
+    if path.is_empty() || path.len() > 4096 || path.contains('\0') {
+        return Err(validation(
+            "The path must be 1 to 4096 characters, without NUL.",
+        ));
+    }
+    let relative = if path.starts_with('/') {
+        match path.strip_prefix(HOME) {
+            Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+            _ => {
+                return Err(validation(format!(
+                    "The path {path:?} is outside {HOME}; give a path in the home directory."
+                )))
+            }
+        }
+    } else {
+        path
+    };
+    if relative.split('/').any(|c| c == "..") {
+        return Err(validation(format!(
+            "The path {path:?} leaves the home directory."
+        )));
+    }
+    let relative = relative.trim_end_matches('/');
+    if relative.is_empty() || relative.split('/').all(|c| c.is_empty() || c == ".") {
+        return Err(validation(format!("The path {path:?} names no file.")));
+    }
+    Ok(relative.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PresignRequest {
+    environment_id: String,
+    #[serde(default)]
+    file_upload_path: Option<String>,
+    #[serde(default)]
+    file_download_path: Option<String>,
+}
+
+/// `getFileUploadUrls` / `getFileDownloadUrls`.
+pub(super) async fn presign(
+    state: &AppState,
+    caller: &Caller,
+    info: &RequestInfo,
+    operation: Operation,
+    body: &[u8],
+) -> Result<Handled, ApiError> {
+    let req: PresignRequest = decode(body)?;
+    let upload = operation == Operation::GetFileUploadUrls;
+    let (member, path) = if upload {
+        ("FileUploadPath", req.file_upload_path)
+    } else {
+        ("FileDownloadPath", req.file_download_path)
+    };
+    let path = path.ok_or_else(|| validation(format!("{member} is required.")))?;
+    let id = req.environment_id.as_str();
+    let resource = environment_arn(&info.region, &caller.account_id, id);
+    authz::authorize(
+        &state.store,
+        caller,
+        info,
+        operation.action(),
+        &resource,
+        &[],
+    )
+    .await?;
+    let env = state.envs.owned(caller, id).await?;
+    if env.vpc_config.is_some() {
+        return Err(validation(
+            "Files cannot be uploaded to or downloaded from a VPC environment.",
+        ));
+    }
+    if env.status != status::RUNNING {
+        return Err(conflict(format!(
+            "The environment must be RUNNING to transfer files; it is {}.",
+            env.status
+        )));
+    }
+    let relative = home_relative(&path)?;
+    let expires = chrono::Utc::now().timestamp() + MAX_TTL_SECONDS;
+    let op = if upload { "upload" } else { "download" };
+    let fields = Signed {
+        op,
+        environment_id: id,
+        path: &relative,
+        principal: &caller.arn,
+        expires,
+    };
+    let signature = state.file_urls.sign(&fields);
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("op", op)
+        .append_pair("path", &relative)
+        .append_pair("principal", &caller.arn)
+        .append_pair("expires", &expires.to_string())
+        .append_pair("signature", &signature)
+        .finish();
+    let url = format!("{}/v1/files/{id}?{query}", state.config.public_url());
+    let expires_at = chrono::DateTime::from_timestamp(expires, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let params = json!({"EnvironmentId": id, member: path});
+    let response = if upload {
+        json!({"FileUploadPresignedUrl": url, "FileUploadPresignedFields": {}, "ExpiresAt": expires_at})
+    } else {
+        json!({"FileDownloadPresignedUrl": url, "ExpiresAt": expires_at})
+    };
+    Ok(Handled {
+        body: response.to_string(),
+        read_only: false,
+        request_parameters: Some(params),
+        // The URL is a bearer credential: only its expiry is recorded.
+        response_elements: Some(json!({"ExpiresAt": expires_at})),
+    })
+}
+
+/// The query of a pre-signed URL.
+#[derive(Debug, Deserialize)]
+pub struct FileQuery {
+    op: String,
+    path: String,
+    principal: String,
+    expires: i64,
+    signature: String,
+}
+
+fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json!({"code": code, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
+/// Checks a pre-signed URL and finds the environment's agent.
+async fn check(
+    state: &AppState,
+    environment_id: &str,
+    q: &FileQuery,
+    op: &str,
+) -> Result<seashell_runtime::agent_hub::AgentHub, Response> {
+    let fields = Signed {
+        op: &q.op,
+        environment_id,
+        path: &q.path,
+        principal: &q.principal,
+        expires: q.expires,
+    };
+    let now = chrono::Utc::now().timestamp();
+    if q.op != op || !state.file_urls.verify(&fields, &q.signature) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "The URL's signature does not match; ask for a new URL.",
+        ));
+    }
+    if now > q.expires || q.expires - now > MAX_TTL_SECONDS {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "ExpiredToken",
+            "The URL has expired; ask for a new one.",
+        ));
+    }
+    let env = match state.store.environment(environment_id).await {
+        Ok(Some(env)) if env.principal_arn == q.principal => env,
+        Ok(_) => {
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!("Environment {environment_id} was not found."),
+            ))
+        }
+        Err(e) => {
+            let err = ApiError::internal(&e);
+            return Err(refuse(err.status, &err.code, err.message));
+        }
+    };
+    if env.vpc_config.is_some() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Files cannot be transferred to or from a VPC environment.",
+        ));
+    }
+    match (env.status.as_str(), state.envs.hub(environment_id)) {
+        (status::RUNNING, Some(hub)) => Ok(hub),
+        (s, _) => Err(refuse(
+            StatusCode::CONFLICT,
+            "ConflictException",
+            format!("The environment must be RUNNING to transfer files; it is {s}."),
+        )),
+    }
+}
+
+fn transfer_error(e: seashell_runtime::agent_hub::HubError) -> Response {
+    use seashell_protocol::agent_channel::ErrorCode;
+    use seashell_runtime::agent_hub::HubError;
+    match e {
+        HubError::Agent { code, message } => match code {
+            ErrorCode::PathOutsideHome => {
+                refuse(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+            }
+            ErrorCode::NotFound => {
+                refuse(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+            }
+            ErrorCode::NoSpace => refuse(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "ServiceQuotaExceededException",
+                format!("The home directory is full (its size is the hard limit): {message}"),
+            ),
+            ErrorCode::BadRequest => {
+                refuse(StatusCode::BAD_REQUEST, "ValidationException", message)
+            }
+            _ => refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                message,
+            ),
+        },
+        HubError::Body(e) => refuse(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            format!("The upload was interrupted ({e}); nothing was written."),
+        ),
+        other => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            format!("The environment's agent is not reachable: {other}"),
+        ),
+    }
+}
+
+/// `PUT /v1/files/<EnvironmentId>?op=upload…`: the body becomes the file.
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    UrlPath(environment_id): UrlPath<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let span = tracing::info_span!("file.upload", environment = %environment_id);
+    let _enter = span.enter();
+    let hub = match check(&state, &environment_id, &q, "upload").await {
+        Ok(hub) => hub,
+        Err(r) => return r,
+    };
+    let size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let stream = body
+        .into_data_stream()
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    match hub.write_file(&q.path, size, stream).await {
+        Ok(written) => {
+            tracing::info!(bytes = written, "uploaded");
+            (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json!({"Path": format!("{HOME}/{}", q.path), "Size": written}).to_string(),
+            )
+                .into_response()
+        }
+        Err(e) => transfer_error(e),
+    }
+}
+
+/// `GET /v1/files/<EnvironmentId>?op=download…`: the file, streamed.
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    UrlPath(environment_id): UrlPath<String>,
+    Query(q): Query<FileQuery>,
+) -> Response {
+    let span = tracing::info_span!("file.download", environment = %environment_id);
+    let _enter = span.enter();
+    let hub = match check(&state, &environment_id, &q, "download").await {
+        Ok(hub) => hub,
+        Err(r) => return r,
+    };
+    match hub.read_file(&q.path).await {
+        Ok((size, stream)) => {
+            let name = q.path.rsplit('/').next().unwrap_or("download");
+            let disposition = format!(
+                "attachment; filename=\"{}\"",
+                name.replace(['"', '\\', '\r', '\n'], "_")
+            );
+            let mut response = Body::from_stream(stream.map_ok(Bytes::from)).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            response
+        }
+        Err(e) => transfer_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guides_paths_resolve_in_home() {
+        assert_eq!(
+            home_relative("subfolder/mydownloadfile.txt")
+                .ok()
+                .as_deref(),
+            Some("subfolder/mydownloadfile.txt")
+        );
+        assert_eq!(
+            home_relative("/home/cloudshell-user/subfolder/mydownloadfile.txt")
+                .ok()
+                .as_deref(),
+            Some("subfolder/mydownloadfile.txt")
+        );
+        assert_eq!(
+            home_relative("add_prog.py").ok().as_deref(),
+            Some("add_prog.py")
+        );
+    }
+
+    #[test]
+    fn escapes_and_non_files_are_refused() {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/../../b",
+            "/etc/passwd",
+            "/home/cloudshell-user",
+            "/home/cloudshell-user/",
+            "/home/cloudshell-userx/file",
+            "/home/cloudshell-user/../root/x",
+            ".",
+            "a\0b",
+        ] {
+            assert!(home_relative(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn signatures_bind_every_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = UrlKey::load_or_create(dir.path()).expect("key");
+        let again = UrlKey::load_or_create(dir.path()).expect("same key");
+        let f = Signed {
+            op: "upload",
+            environment_id: "e1",
+            path: "a.txt",
+            principal: "arn:aws:iam::1:user/a",
+            expires: 100,
+        };
+        let sig = key.sign(&f);
+        assert!(again.verify(&f, &sig), "the key persists");
+        for altered in [
+            Signed {
+                op: "download",
+                ..f
+            },
+            Signed {
+                environment_id: "e2",
+                ..f
+            },
+            Signed { path: "b.txt", ..f },
+            Signed {
+                principal: "arn:aws:iam::1:user/b",
+                ..f
+            },
+            Signed { expires: 101, ..f },
+        ] {
+            assert!(!key.verify(&altered, &sig));
+        }
+        assert!(!key.verify(&f, "zz"));
+        let mode = std::fs::metadata(dir.path().join("file-url.key"))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .expect("key file");
+        assert_eq!(mode, 0o600);
+    }
+}
