@@ -14,6 +14,7 @@ pub mod caller;
 pub mod config;
 pub mod envs;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod indexer;
