@@ -33,14 +33,16 @@
 //!   `session_ended` to [`AgentHub::session_events`], file chunks to the
 //!   reading [`FileStream`]. It never waits for a consumer, so a slow
 //!   client cannot hold up other sessions or control answers.
-//! * Each attachment has a bounded queue ([`ATTACHMENT_QUEUE_FRAMES`]). When
-//!   a client does not drain it, frames for that session only are dropped:
-//!   stream messages and acknowledgements are recovered by the two ends'
-//!   retransmission (the agent keeps every unacknowledged frame, and the
-//!   client's unacknowledged input is resent by the client), and the agent's
-//!   flow-control window bounds what is in flight anyway. A `channel_closed`
-//!   that does not fit ends the attachment instead, so the client
-//!   reconnects.
+//! * Each attachment has a bounded queue ([`ATTACHMENT_QUEUE_FRAMES`]). A
+//!   client that does not drain it holds up nobody else: when the queue is
+//!   full, the attachment **overflows** — it stops receiving, its holder
+//!   drains what was queued and then sees the end
+//!   ([`Attachment::overflowed`]), and the client should reconnect with
+//!   `resume`, on which the agent resends every unacknowledged frame in
+//!   order. Dropping frames instead would leave the client with gaps that
+//!   the agent refills only one per retransmission timeout. The agent's
+//!   flow-control window (unacknowledged output) bounds what can be in
+//!   flight, so with ordinary frame sizes the queue never fills.
 //! * One **writer task** writes, in this order of priority, control
 //!   requests and client frames (keystrokes, acknowledgements; one FIFO, so
 //!   a detach or attach never overtakes a client's earlier frames) and then
@@ -72,7 +74,6 @@ use seashell_protocol::agent_channel::{
     FrameError, RequestId, ServerMessage, SessionEndReason, SessionId, Shell, TransferId,
     DEFAULT_MAX_FRAME_LEN,
 };
-use seashell_protocol::data_channel::{MessageType, MESSAGE_TYPE_LENGTH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -83,8 +84,8 @@ use crate::agent_client::{self, AgentClientError};
 
 /// How long a request waits for the agent's answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Frames queued for one attachment before its session's frames are
-/// dropped (see the module documentation).
+/// Frames queued for one attachment before it overflows (see the module
+/// documentation).
 pub const ATTACHMENT_QUEUE_FRAMES: usize = 1024;
 /// Control requests and client frames queued for the writer; senders wait
 /// beyond that.
@@ -185,7 +186,9 @@ pub struct SessionEnded {
 #[derive(Debug)]
 struct Route {
     generation: u64,
-    tx: mpsc::Sender<Vec<u8>>,
+    /// `None` once the attachment overflowed: it stays registered (so
+    /// detaching it still tells the agent) but receives nothing more.
+    tx: Option<mpsc::Sender<Vec<u8>>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -458,7 +461,7 @@ impl AgentHub {
                 id.clone(),
                 Route {
                     generation,
-                    tx,
+                    tx: Some(tx),
                     dropped: dropped.clone(),
                 },
             );
@@ -762,8 +765,9 @@ impl Attachment {
 
     /// The next data-channel frame from the agent, unchanged. `None` once
     /// the attachment has ended: replaced by a newer one, the session
-    /// ended (after its last frames, `channel_closed` among them), or the
-    /// connection to the agent is gone (then [`AgentHub::is_closed`]).
+    /// ended (after its last frames, `channel_closed` among them), it
+    /// [overflowed](Self::overflowed), or the connection to the agent is
+    /// gone (then [`AgentHub::is_closed`]).
     pub async fn next_frame(&mut self) -> Option<Vec<u8>> {
         self.frames.recv().await
     }
@@ -787,8 +791,14 @@ impl Attachment {
         }
     }
 
-    /// Frames for this attachment dropped because it was not drained (the
-    /// ends' retransmission recovers them).
+    /// Whether the attachment overflowed: its client did not keep up, the
+    /// frames after the queued ones were not delivered, and the client
+    /// should reconnect with `resume` (see the module documentation).
+    pub fn overflowed(&self) -> bool {
+        self.dropped.load(Ordering::Relaxed) > 0
+    }
+
+    /// Frames the agent sent for this attachment after it overflowed.
     pub fn dropped_frames(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -1052,44 +1062,32 @@ fn route(shared: &Shared, message: AgentMessage) {
 
 fn route_frame(shared: &Shared, session_id: SessionId, frame: Vec<u8>) {
     let mut state = shared.lock();
-    let Some(route) = state.attachments.get(&session_id) else {
+    let Some(route) = state.attachments.get_mut(&session_id) else {
         // Nobody attached: the agent keeps its unacknowledged output and
         // resends it on the next attach.
         return;
     };
-    match route.tx.try_send(frame) {
+    let Some(tx) = &route.tx else {
+        // Overflowed: the client resumes and gets it all again.
+        route.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match tx.try_send(frame) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(frame)) => {
-            if recoverable(&frame) {
-                route.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(session = %session_id, "attachment queue full, frame dropped");
-            } else {
-                tracing::warn!(session = %session_id, "attachment queue full at channel_closed; ending the attachment");
-                state.attachments.remove(&session_id);
-            }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(
+                session = %session_id,
+                queued = ATTACHMENT_QUEUE_FRAMES,
+                "the client does not keep up; its attachment overflows"
+            );
+            route.dropped.fetch_add(1, Ordering::Relaxed);
+            // Its receiver ends after the frames already queued.
+            route.tx = None;
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {
             // The attachment is being dropped; its Drop cleans up.
         }
     }
-}
-
-/// Whether a dropped frame is recovered by the ends: stream messages are
-/// retransmitted until acknowledged, and a lost acknowledgement makes its
-/// sender retransmit (which the receiver acknowledges again). Anything else
-/// (`channel_closed`, publication notices) is not.
-fn recoverable(frame: &[u8]) -> bool {
-    let Some(field) = frame.get(4..4 + MESSAGE_TYPE_LENGTH) else {
-        return true;
-    };
-    let name = String::from_utf8_lossy(field);
-    let name = name.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    matches!(
-        MessageType::from_name(name),
-        Some(MessageType::OutputStreamData)
-            | Some(MessageType::InputStreamData)
-            | Some(MessageType::Acknowledge)
-    )
 }
 
 /// An `error` without a request id: the agent names the transfer it

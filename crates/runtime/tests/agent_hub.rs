@@ -435,3 +435,61 @@ fn files_and_errors() {
         );
     });
 }
+
+#[test]
+fn a_client_that_does_not_keep_up_overflows_alone() {
+    let f = Fixture::new("hubslow");
+    let (id, _home) = start(&f, "slow");
+    tokio_runtime().block_on(async {
+        let hub = hub(&f, &id).await;
+        let (slow, other) = (SessionId("slow".into()), SessionId("other".into()));
+        for s in [&slow, &other] {
+            hub.open_session(s, Shell::Bash, 80, 24, Default::default())
+                .await
+                .expect("open session");
+        }
+        let mut t = Terminal::attach(&hub, &slow).await;
+        let mut o = Terminal::attach(&hub, &other).await;
+        // Many small frames (a line per write, far below the agent's
+        // window) while this client reads nothing.
+        const N: u32 = 20000;
+        t.type_line(&format!(
+            "i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo $i; done; echo end-$((3*3))"
+        ))
+        .await;
+        // Meanwhile the connection serves everyone else.
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut k = 1000;
+        loop {
+            hub.status().await.expect("status while a client lags");
+            k += 1;
+            o.run(
+                &format!("echo other-$(({k}+1))"),
+                &format!("other-{}", k + 1),
+            )
+            .await;
+            if t.attachment.overflowed() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the attachment never overflowed"
+            );
+            // The environment has one CPU; leave it to the loop.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The lagging client drains what was queued, then its attachment
+        // ends; it resumes and the agent resends the rest, in order.
+        tokio::time::timeout(TIMEOUT, async { while t.step().await {} })
+            .await
+            .expect("the overflowed attachment ends");
+        t.attachment = hub.attach(&slow, AttachMode::Resume).await.expect("resume");
+        t.wait_for("end-9").await;
+        let numbers: Vec<u32> = t
+            .text()
+            .split("\r\n")
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        assert_eq!(numbers, (1..=N).collect::<Vec<u32>>());
+    });
+}

@@ -23,6 +23,7 @@
 //! | a binary frame that is not a valid `ClientMessage`, or a text frame after the opening one | 1002 / 1003 | a broken client |
 //! | the session ended (after the agent's `channel_closed` was relayed) | 1000 | the end |
 //! | another connection attached to the same session | 1000 | only one client per session |
+//! | the client did not keep up (its attachment's queue overflowed) | 1013 | the client resumes; the agent resends what it missed |
 //! | the connection to the agent was lost | 1011 | the client should resume |
 //!
 //! **Oversized input.** The limit is CloudShell's 65412 characters per
@@ -281,6 +282,10 @@ async fn relay_inner(socket: WebSocket, grant: StreamGrant) {
         End::AttachmentEnded if grant.hub.is_closed() => (
             Some(close_code::ERROR),
             "The connection to the environment was lost; resume the session.".to_owned(),
+        ),
+        End::AttachmentEnded if attachment.overflowed() => (
+            Some(close_code::AGAIN),
+            "The client did not keep up with the output; resume the session.".to_owned(),
         ),
         End::AttachmentEnded if session_ended() => {
             (Some(close_code::NORMAL), "The session ended.".to_owned())
