@@ -53,7 +53,7 @@ pub use environment::{
 pub use error::{Error, Result};
 pub use home::HomeKey;
 pub use host::{CgroupLayout, HostReport, OciRuntimeKind};
-pub use network::NetworkConfig;
+pub use network::{ApiForward, NetworkConfig, API_ADDRESS};
 pub use reconcile::ReconcileReport;
 pub use rootfs::PreparedImage;
 pub use runc::ExecOutput;

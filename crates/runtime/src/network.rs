@@ -31,6 +31,13 @@
 //! DNAT-ed to that resolver, with `route_localnet` on the host end so the
 //! kernel routes the translated packets to the host's loopback.
 //!
+//! The Seashell API: with [`NetworkConfig::api`] set, TCP to one fixed
+//! address and port inside ([`API_ADDRESS`], port 80 or 443) is DNAT-ed to
+//! the server's listen address, also when that is the host's loopback (with
+//! `route_localnet` as above). The INPUT and FORWARD accepts match only
+//! connections that DNAT made, so no other host port, and the target
+//! addressed directly, stays unreachable.
+//!
 //! IPv6 is disabled inside the namespace and on the host end so none of this
 //! can be bypassed over link-local IPv6. Root inside has no `CAP_NET_ADMIN`,
 //! so it cannot change addresses or routes.
@@ -38,7 +45,7 @@
 //! Enabling the first network turns on `net.ipv4.ip_forward` on the host.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +68,61 @@ pub struct NetworkConfig {
     /// the module documentation); only the first loopback entry is used.
     /// Empty: no name resolution. Default: [`host_resolvers`].
     pub dns: Vec<IpAddr>,
+    /// Where the Seashell API is reachable from inside; `None`: it is not.
+    pub api: Option<ApiForward>,
+}
+
+/// The fixed in-environment address of the Seashell API: `198.18.0.1`.
+///
+/// 198.18.0.0/15 is reserved for benchmarking network devices (RFC 2544,
+/// IANA special-purpose registry: not globally reachable), so it names no
+/// real destination an environment could want, unlike a private range
+/// that may be the operator's own network. It lies outside the default
+/// pool and outside 169.254.0.0/16, which is dropped (metadata services);
+/// the address is only ever translated on the environment's own link.
+pub const API_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// The Seashell API as the environments see it: connections to `address`
+/// are forwarded to `target` on the host side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiForward {
+    /// Address and port inside the environments.
+    pub address: SocketAddrV4,
+    /// Where the host sends them: the server's listen address. An
+    /// unspecified address (`0.0.0.0`, `[::]`: the server listens on all
+    /// addresses) means the host end of each environment's link; a
+    /// loopback address works too. Otherwise IPv4 only (environments have
+    /// no IPv6, and the translation stays in one address family).
+    pub target: SocketAddr,
+    /// Whether the server speaks TLS there (`https` in [`ApiForward::url`]);
+    /// its certificate must then name [`ApiForward::address`]'s IP.
+    pub tls: bool,
+}
+
+impl ApiForward {
+    /// The API at [`API_ADDRESS`], port 80 (`tls` false) or 443, forwarded
+    /// to `target`.
+    pub fn new(target: SocketAddr, tls: bool) -> Self {
+        ApiForward {
+            address: SocketAddrV4::new(API_ADDRESS, if tls { 443 } else { 80 }),
+            target,
+            tls,
+        }
+    }
+
+    /// The endpoint URL for tools inside, e.g. `http://198.18.0.1`.
+    pub fn url(&self) -> String {
+        let (scheme, default_port) = if self.tls {
+            ("https", 443)
+        } else {
+            ("http", 80)
+        };
+        if self.address.port() == default_port {
+            format!("{scheme}://{}", self.address.ip())
+        } else {
+            format!("{scheme}://{}", self.address)
+        }
+    }
 }
 
 /// Most name servers a `resolv.conf` may usefully list (glibc's `MAXNS`).
@@ -73,6 +135,7 @@ impl Default for NetworkConfig {
             pool: Ipv4Addr::new(10, 213, 0, 0),
             prefix_len: 16,
             dns: host_resolvers(),
+            api: None,
         }
     }
 }
@@ -116,7 +179,38 @@ impl NetworkConfig {
                 IpAddr::V4(_) => {}
             }
         }
+        if let Some(api) = &self.api {
+            let bad = |reason| {
+                Err(Error::Invalid {
+                    what: "API forward",
+                    value: format!("{} -> {}", api.address, api.target),
+                    reason,
+                })
+            };
+            let a = *api.address.ip();
+            if a.is_loopback() || a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
+                return bad("the inside address must be a unicast address outside loopback");
+            }
+            if a.is_link_local() || self.contains(a) {
+                return bad("the inside address must lie outside 169.254.0.0/16 and the pool");
+            }
+            if api.address.port() == 0 || api.target.port() == 0 {
+                return bad("ports must not be 0");
+            }
+            if let IpAddr::V6(v6) = api.target.ip() {
+                if !v6.is_unspecified() {
+                    return bad("the target must be an IPv4 address, or unspecified");
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The URL of the Seashell API inside the environments, for the shells'
+    /// environment (`AWS_ENDPOINT_URL` and the like); `None` without
+    /// [`NetworkConfig::api`].
+    pub fn api_url(&self) -> Option<String> {
+        self.api.as_ref().map(ApiForward::url)
     }
 
     fn contains(&self, ip: Ipv4Addr) -> bool {
@@ -189,6 +283,16 @@ pub(crate) struct Lease {
     /// `host_ip` port 53.
     #[serde(default)]
     pub dns_forward: Option<Ipv4Addr>,
+    /// The API forward, with its target resolved for this link.
+    #[serde(default)]
+    pub api: Option<ApiLease>,
+}
+
+/// An environment's API forward: `address` inside, DNAT-ed to `target`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct ApiLease {
+    pub address: SocketAddrV4,
+    pub target: SocketAddrV4,
 }
 
 impl Lease {
@@ -212,7 +316,7 @@ impl Lease {
     /// Whether packets translated to the host's loopback must be routed
     /// from the host end of the link.
     fn needs_route_localnet(&self) -> bool {
-        self.dns_forward.is_some()
+        self.dns_forward.is_some() || self.api.is_some_and(|a| a.target.ip().is_loopback())
     }
 }
 
@@ -293,6 +397,18 @@ pub(crate) fn allocate(
             tracing::warn!(nameserver = %ns, "only the first loopback resolver can be forwarded; ignoring");
         }
     }
+    let api = cfg.api.as_ref().map(|a| {
+        let ip = match a.target.ip() {
+            IpAddr::V4(v4) if !v4.is_unspecified() => v4,
+            // A server listening on every address listens on this link's
+            // host end too (validated: no other IPv6 gets here).
+            _ => host_ip,
+        };
+        ApiLease {
+            address: a.address,
+            target: SocketAddrV4::new(ip, a.target.port()),
+        }
+    });
     Ok(Lease {
         slot,
         host_if,
@@ -302,6 +418,7 @@ pub(crate) fn allocate(
         tag: tag(instance, id),
         nameservers,
         dns_forward,
+        api,
     })
 }
 
@@ -397,6 +514,59 @@ fn rules(lease: &Lease) -> Vec<(&'static str, &'static str, Vec<String>)> {
                         &host_ip,
                         "--ctorigdstport",
                         "53",
+                    ]),
+                    &["-j", "ACCEPT"],
+                ),
+            ));
+        }
+    }
+
+    if let Some(api) = lease.api {
+        let inside = format!("{}/32", api.address.ip());
+        let inside_port = api.address.port().to_string();
+        let target = format!("{}/32", api.target.ip());
+        let target_port = api.target.port().to_string();
+        out.push((
+            "nat",
+            "PREROUTING",
+            with(
+                s(&[
+                    "-i",
+                    hif,
+                    "-d",
+                    &inside,
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    &inside_port,
+                ]),
+                &["-j", "DNAT", "--to-destination", &api.target.to_string()],
+            ),
+        ));
+        // The translated connections only, to a host address (INPUT) or
+        // elsewhere (FORWARD, ahead of the drops).
+        for chain in ["INPUT", "FORWARD"] {
+            out.push((
+                "filter",
+                chain,
+                with(
+                    s(&[
+                        "-i",
+                        hif,
+                        "-d",
+                        &target,
+                        "-p",
+                        "tcp",
+                        "--dport",
+                        &target_port,
+                        "-m",
+                        "conntrack",
+                        "--ctstate",
+                        "DNAT",
+                        "--ctorigdst",
+                        &inside,
+                        "--ctorigdstport",
+                        &inside_port,
                     ]),
                     &["-j", "ACCEPT"],
                 ),
@@ -565,10 +735,7 @@ pub(crate) fn sweep(
             ["-w", "-t", table, "-S"],
         ))?;
         for line in out.lines() {
-            let words: Vec<String> = line
-                .split_whitespace()
-                .map(|w| w.trim_matches('"').to_owned())
-                .collect();
+            let words = rule_words(line);
             let Some(tag) = words.iter().find(|w| w.starts_with(&prefix)) else {
                 continue;
             };
@@ -586,6 +753,27 @@ pub(crate) fn sweep(
         }
     }
     Ok(removed)
+}
+
+/// The words of one `iptables -S` line, made fit to be passed back to
+/// `iptables -D`. iptables-nft prints the conntrack match's addresses
+/// without their `/32` but reads an address without a mask differently, so
+/// the printed rule would not match itself; the mask is put back.
+fn rule_words(line: &str) -> Vec<String> {
+    let mut words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches('"').to_owned())
+        .collect();
+    for i in 1..words.len() {
+        let takes_address = matches!(
+            words[i - 1].as_str(),
+            "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst"
+        );
+        if takes_address && !words[i].contains('/') {
+            words[i].push_str("/32");
+        }
+    }
+    words
 }
 
 fn enable_forwarding() -> Result<()> {
@@ -693,6 +881,82 @@ mod tests {
             ..NetworkConfig::default()
         };
         assert!(allocate(&cfg, &BTreeSet::new(), "s", "x").is_err());
+    }
+
+    #[test]
+    fn api_forward() {
+        let target: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let cfg = NetworkConfig {
+            dns: vec![],
+            api: Some(ApiForward::new(target, false)),
+            ..NetworkConfig::default()
+        };
+        assert_eq!(cfg.api_url().as_deref(), Some("http://198.18.0.1"));
+        let l = allocate(&cfg, &BTreeSet::new(), "s", "x").expect("lease");
+        assert!(l.needs_route_localnet());
+        let all = rules(&l)
+            .iter()
+            .map(|(t, c, r)| format!("{t} {c} {}", r.join(" ")))
+            .collect::<Vec<_>>();
+        assert!(
+            all.iter().any(|r| r.starts_with("nat PREROUTING -i ")
+                && r.contains("-d 198.18.0.1/32 -p tcp --dport 80")
+                && r.ends_with("-j DNAT --to-destination 127.0.0.1:8080")),
+            "{all:#?}"
+        );
+        let accept = all
+            .iter()
+            .position(|r| r.starts_with("filter INPUT") && r.contains("--ctorigdst 198.18.0.1/32"));
+        let drop = all
+            .iter()
+            .position(|r| r.starts_with("filter INPUT") && r.ends_with("-j DROP"));
+        assert!(accept.is_some() && accept < drop, "{all:#?}");
+
+        // A server on every address is reached at the link's host end.
+        let any = NetworkConfig {
+            api: Some(ApiForward::new("[::]:8443".parse().expect("addr"), true)),
+            ..cfg.clone()
+        };
+        assert_eq!(any.api_url().as_deref(), Some("https://198.18.0.1"));
+        let l = allocate(&any, &BTreeSet::new(), "s", "x").expect("lease");
+        let api = l.api.expect("api");
+        assert_eq!(api.target, SocketAddrV4::new(l.host_ip, 8443));
+        assert_eq!(api.address.port(), 443);
+        assert!(!l.needs_route_localnet());
+
+        let mut odd = ApiForward::new(target, false);
+        odd.address.set_port(8080);
+        assert_eq!(odd.url(), "http://198.18.0.1:8080");
+        for bad in [
+            ApiForward::new("[::1]:8080".parse().expect("addr"), false),
+            ApiForward {
+                address: "169.254.1.1:80".parse().expect("addr"),
+                ..ApiForward::new(target, false)
+            },
+            ApiForward {
+                address: "10.213.9.9:80".parse().expect("addr"),
+                ..ApiForward::new(target, false)
+            },
+            ApiForward::new("127.0.0.1:0".parse().expect("addr"), false),
+        ] {
+            let c = NetworkConfig {
+                api: Some(bad.clone()),
+                ..cfg.clone()
+            };
+            assert!(allocate(&c, &BTreeSet::new(), "s", "x").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn printed_rules_are_read_back_with_their_masks() {
+        let w = rule_words(
+            "-A INPUT -d 127.0.0.1/32 -i sshx -p tcp -m conntrack --ctstate DNAT \
+             --ctorigdst 198.18.0.1 --ctorigdstport 80 -m comment --comment \"seashell:a:b\" -j ACCEPT",
+        );
+        assert_eq!(w[w.len() - 3], "seashell:a:b");
+        let i = w.iter().position(|x| x == "--ctorigdst").expect("option");
+        assert_eq!(w[i + 1], "198.18.0.1/32");
+        assert_eq!(w[2], "127.0.0.1/32");
     }
 
     #[test]

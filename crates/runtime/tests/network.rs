@@ -10,11 +10,12 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{Fixture, Options};
-use seashell_runtime::{ExecUser, Limits, NetworkConfig};
+use seashell_runtime::{ApiForward, ExecUser, Limits, NetworkConfig};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -29,6 +30,7 @@ fn test_network(dns: Vec<IpAddr>) -> NetworkConfig {
         pool: Ipv4Addr::new(10, 100 + (tag % 100) as u8, 0, 0),
         prefix_len: 16,
         dns,
+        api: None,
     };
     assert_unused_on_host(&format!(
         "{}.{}.",
@@ -610,4 +612,150 @@ fn a_loopback_resolver_of_the_host_is_reached_through_the_gateway() {
     f.rt.stop(&a).expect("stop");
     let left = tagged_rules(&f);
     assert!(left.is_empty(), "firewall rules left after stop:\n{left}");
+}
+
+/// A real HTTP/1.0 server on the host: answers every request with `body`.
+/// Stops on drop.
+struct HostHttp {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostHttp {
+    fn start(bind: &str, body: &'static str) -> HostHttp {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(bind).expect("bind host server");
+        let addr = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        // Non-blocking accepts, polled, so that drop can stop the loop even
+        // after the address it listens on is gone.
+        listener.set_nonblocking(true).expect("non-blocking");
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                let mut conn = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        HostHttp {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HostHttp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn the_api_is_reachable_at_its_fixed_address_and_nothing_else_of_the_host() {
+    let _serial = serial();
+    // The server listening on the host's loopback only, as `seashell serve`
+    // does by default.
+    let api = HostHttp::start("127.0.0.1:0", "api-ok\n");
+    let forward = ApiForward::new(api.addr, false);
+    let mut network = test_network(vec![]);
+    network.api = Some(forward.clone());
+    assert_eq!(network.api_url().as_deref(), Some("http://198.18.0.1"));
+    let f = Fixture::with(
+        "api",
+        Options {
+            network: Some(network),
+            ..Options::default()
+        },
+    );
+    let a = f.id("a");
+    let b = f.id("b");
+    f.up(&a, None, Limits::default());
+    f.up(&b, None, Limits::default());
+    let gw = f.ok(
+        &a,
+        ExecUser::Root,
+        "ip route | awk '/default/ { print $3 }'",
+    );
+    let b_ip = env_ip(&f, &b);
+
+    // The API, from every environment, as the user.
+    for env in [&a, &b] {
+        let got = f.sh(env, ExecUser::CloudshellUser, &fetch("198.18.0.1", 80, "/"));
+        assert!(got.stdout.contains("api-ok"), "API unreachable: {got:?}");
+    }
+
+    // Another host port stays closed, on the gateway, on loopback and on
+    // the forwarded target's port addressed directly.
+    let other = HostHttp::start(&format!("{gw}:0"), "other-port\n");
+    let port = other.addr.port();
+    assert!(
+        fetch_on_host(None, &gw, port, "/").contains("other-port"),
+        "control: the host server is up"
+    );
+    let out = f.sh(&a, ExecUser::CloudshellUser, &fetch(&gw, port, "/"));
+    assert!(
+        !out.stdout.contains("other-port"),
+        "another host port reachable: {out:?}"
+    );
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch(&gw, api.addr.port(), "/"),
+    );
+    assert!(
+        !out.stdout.contains("api-ok"),
+        "the target reachable without the fixed address: {out:?}"
+    );
+    // Another environment stays unreachable.
+    f.ok(&b, ExecUser::Root, "httpd -p 8080 -h /etc");
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch(&b_ip.to_string(), 8080, "/hostname"),
+    );
+    assert!(
+        !out.stdout.contains("localhost"),
+        "other environment reachable: {out:?}"
+    );
+
+    // Stop removes the forward's rules.
+    f.rt.stop(&a).expect("stop");
+    let left = tagged_rules(&f);
+    assert!(
+        !left.contains(a.as_str()),
+        "rules of a left after stop:\n{left}"
+    );
+    assert!(left.contains("DNAT"), "b lost its forward:\n{left}");
+
+    // Reconcile removes them too when the lease is lost (a crash), by tag.
+    std::fs::remove_file(f.env_dir(&b).join("network.json")).expect("lease");
+    let report = f.rt.reconcile(&|_| false).expect("reconcile");
+    assert!(
+        report.rules_removed.iter().any(|t| t.ends_with(b.as_str())),
+        "{report:?}"
+    );
+    let left = tagged_rules(&f);
+    assert!(
+        left.is_empty(),
+        "firewall rules left after reconcile:\n{left}"
+    );
 }

@@ -85,11 +85,27 @@ fn sweep_dead_runs() {
             .stderr(std::process::Stdio::null())
             .status();
         let config = config_for(&root, tag, 0, Some(NetworkConfig::default()));
-        if let Ok(rt) = Runtime::new(config) {
-            let _ = rt.reconcile(&|_| false);
-            let _ = rt.remove_cgroup_parent();
-        }
-        if mounts_under(&root).is_empty() && loops_under(&root).is_empty() {
+        // The directory stays until a sweep succeeds: it is what leads the
+        // next run here, to retry what this one could not remove.
+        let swept = match Runtime::new(config) {
+            Ok(rt) => {
+                let clean = match rt.reconcile(&|_| false) {
+                    Ok(r) if r.errors.is_empty() => true,
+                    Ok(r) => {
+                        eprintln!("cleanup of {}: {:?}", root.display(), r.errors);
+                        false
+                    }
+                    Err(e) => {
+                        eprintln!("cleanup of {}: {e}", root.display());
+                        false
+                    }
+                };
+                let _ = rt.remove_cgroup_parent();
+                clean
+            }
+            Err(_) => false,
+        };
+        if swept && mounts_under(&root).is_empty() && loops_under(&root).is_empty() {
             let _ = std::fs::remove_dir_all(&root);
         }
     }
