@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{AgentProcess, Server};
+use seashell_agent::control::FILE_CHUNK;
 use seashell_protocol::agent_channel::{
-    AgentMessage, Binary, ErrorCode, ServerMessage, TransferId,
+    AgentMessage, Binary, ErrorCode, Hello, Role, ServerMessage, TransferId, FILE_READ_WINDOW,
 };
 
 /// Uploads `data` to `path` in chunks; returns the answer to the end (or
@@ -274,4 +275,226 @@ async fn a_full_home_fails_cleanly() {
     assert_eq!(std::fs::read(home.join("small.txt")).unwrap(), b"fits!");
     drop(agent);
     drop(mount);
+}
+
+/// A file of `len` bytes in which every 8-byte word derives from its index,
+/// so lost, repeated or misplaced pieces show.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|p| (p / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[(p % 8) as usize])
+        .collect()
+}
+
+fn is_piece_of(transfer_id: TransferId) -> impl Fn(&AgentMessage) -> bool {
+    move |m| match m {
+        AgentMessage::FileReadChunk { transfer_id: t, .. }
+        | AgentMessage::FileReadEnd { transfer_id: t } => *t == transfer_id,
+        _ => false,
+    }
+}
+
+/// Starts downloading `path` as transfer `transfer`; returns its size.
+async fn begin_download(server: &mut Server, transfer: u64, path: &str) -> u64 {
+    let begin = server
+        .request(|request_id| ServerMessage::FileRead {
+            request_id,
+            transfer_id: TransferId(transfer),
+            path: path.to_owned(),
+        })
+        .await;
+    match begin {
+        AgentMessage::FileReadBegin { size, .. } => size,
+        other => panic!("download refused: {other:?}"),
+    }
+}
+
+/// Descriptors the agent holds open on `path`.
+fn open_descriptors(agent: &AgentProcess, path: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", agent.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+/// Waits until the agent holds no descriptor on `path`.
+async fn wait_closed(agent: &AgentProcess, path: &Path) {
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    while open_descriptors(agent, path) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent still holds {} open",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_gets_a_large_file_within_the_window() {
+    let agent = AgentProcess::start();
+    let data = pattern(48 << 20);
+    std::fs::write(agent.home.join("big.bin"), &data).unwrap();
+    let mut server = Server::connect(&agent).await;
+    let transfer_id = TransferId(1);
+    let size = begin_download(&mut server, 1, "big.bin").await;
+    assert_eq!(size, data.len() as u64);
+
+    let window = FILE_READ_WINDOW;
+    let mut received = Vec::with_capacity(data.len());
+    let mut acked = 0u64;
+    let mut stalls = 0;
+    loop {
+        let m = server.wait_for(is_piece_of(transfer_id)).await;
+        let AgentMessage::FileReadChunk {
+            offset,
+            data: chunk,
+            ..
+        } = m
+        else {
+            break;
+        };
+        assert_eq!(offset, received.len() as u64, "chunks arrive in order");
+        let end = offset + chunk.len() as u64;
+        assert!(
+            end <= acked + window,
+            "the agent sent up to {end} with only {acked} acknowledged"
+        );
+        received.extend_from_slice(chunk.as_slice());
+        let at = received.len() as u64;
+        if at == acked + window && stalls < 3 {
+            // The window is full: nothing more comes until an
+            // acknowledgement does.
+            server.pump_for(std::time::Duration::from_millis(300)).await;
+            assert!(
+                server.take_received(is_piece_of(transfer_id)).is_none(),
+                "the agent sent beyond its window"
+            );
+            stalls += 1;
+        }
+        // A slow reader: acknowledges every 2 MiB, after a pause, and
+        // sometimes only once the window is full.
+        let every = if stalls < 3 { window } else { 2 << 20 };
+        if at - acked >= every {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            acked = at;
+            server
+                .send(&ServerMessage::FileReadAck {
+                    transfer_id,
+                    offset: acked,
+                })
+                .await;
+        }
+    }
+    assert_eq!(stalls, 3, "the window filled and held three times");
+    assert!(
+        received == data,
+        "{} bytes arrived, not the file",
+        received.len()
+    );
+    wait_closed(&agent, &agent.home.join("big.bin")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_download_stops_and_closes_the_file() {
+    let agent = AgentProcess::start();
+    let path = agent.home.join("big.bin");
+    std::fs::write(&path, pattern(32 << 20)).unwrap();
+    let mut server = Server::connect(&agent).await;
+    let transfer_id = TransferId(7);
+    begin_download(&mut server, 7, "big.bin").await;
+    let first = server.wait_for(is_piece_of(transfer_id)).await;
+    assert!(matches!(
+        first,
+        AgentMessage::FileReadChunk { offset: 0, .. }
+    ));
+    // Acknowledge a little, so the agent is sending when the abort comes.
+    server
+        .send(&ServerMessage::FileReadAck {
+            transfer_id,
+            offset: FILE_CHUNK as u64,
+        })
+        .await;
+    server
+        .send(&ServerMessage::FileReadAbort { transfer_id })
+        .await;
+    wait_closed(&agent, &path).await;
+    // The download's task has ended, so whatever it queued comes before
+    // this answer: what was in flight, but never the end, and never more
+    // than the window allowed.
+    let status = server
+        .request(|request_id| ServerMessage::Status { request_id })
+        .await;
+    assert!(matches!(status, AgentMessage::Status { .. }), "{status:?}");
+    let mut last_end = FILE_CHUNK as u64;
+    while let Some(m) = server.take_received(is_piece_of(transfer_id)) {
+        match m {
+            AgentMessage::FileReadChunk { offset, data, .. } => {
+                last_end = offset + data.len() as u64
+            }
+            other => panic!("an aborted download went on to {other:?}"),
+        }
+    }
+    assert!(
+        last_end <= FILE_CHUNK as u64 + FILE_READ_WINDOW,
+        "{last_end}"
+    );
+    // Late acknowledgements and aborts are ignored, and the connection
+    // serves on.
+    server
+        .send(&ServerMessage::FileReadAck {
+            transfer_id,
+            offset: 4 << 20,
+        })
+        .await;
+    server
+        .send(&ServerMessage::FileReadAbort { transfer_id })
+        .await;
+    let status = server
+        .request(|request_id| ServerMessage::Status { request_id })
+        .await;
+    assert!(matches!(status, AgentMessage::Status { .. }), "{status:?}");
+    assert!(server.take_unsolicited_error().is_none());
+    let small = pattern(100_000);
+    std::fs::write(agent.home.join("small.bin"), &small).unwrap();
+    assert_eq!(download(&mut server, 8, "small.bin").await.unwrap(), small);
+    assert!(server.take_received(is_piece_of(transfer_id)).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_stops_its_downloads() {
+    let agent = AgentProcess::start();
+    let path = agent.home.join("big.bin");
+    std::fs::write(&path, pattern(32 << 20)).unwrap();
+    let mut server = Server::connect(&agent).await;
+    begin_download(&mut server, 1, "big.bin").await;
+    server.wait_for(is_piece_of(TransferId(1))).await;
+    assert_eq!(
+        open_descriptors(&agent, &path),
+        1,
+        "the download holds the file"
+    );
+    // The window is full and nobody will acknowledge: only the end of the
+    // connection releases the file.
+    drop(server);
+    wait_closed(&agent, &path).await;
+
+    // A newer connection is unaffected and sees nothing of the old one.
+    let mut server = Server::connect(&agent).await;
+    let small = pattern(10_000);
+    std::fs::write(agent.home.join("small.bin"), &small).unwrap();
+    assert_eq!(download(&mut server, 1, "small.bin").await.unwrap(), small);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_server_gets_files_without_acknowledging() {
+    let agent = AgentProcess::start();
+    let data = pattern(3 * FILE_READ_WINDOW as usize);
+    std::fs::write(agent.home.join("big.bin"), &data).unwrap();
+    let hello = Hello {
+        max_version: 1,
+        ..Hello::new(Role::Server, "test").with_environment("env-test")
+    };
+    let mut server = Server::connect_with(&agent, hello).await;
+    assert_eq!(download(&mut server, 1, "big.bin").await.unwrap(), data);
 }

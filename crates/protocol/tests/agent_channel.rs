@@ -6,7 +6,8 @@ use seashell_protocol::agent_channel::frame::LENGTH_PREFIX_LEN;
 use seashell_protocol::agent_channel::{
     encode_frame, negotiate, AgentMessage, AgentStatus, AttachMode, Binary, Credentials, ErrorCode,
     FrameDecoder, FrameError, Hello, RequestId, Role, ServerMessage, SessionEndReason, SessionId,
-    SessionSummary, Shell, TransferId, DEFAULT_MAX_FRAME_LEN,
+    SessionSummary, Shell, TransferId, DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION,
+    FILE_READ_WINDOW, PROTOCOL_VERSION,
 };
 use seashell_protocol::Secret;
 use std::collections::BTreeMap;
@@ -80,6 +81,11 @@ fn all_server_messages() -> Vec<ServerMessage> {
             transfer_id: t,
             path: "notes/todo.txt".into(),
         },
+        ServerMessage::FileReadAck {
+            transfer_id: t,
+            offset: 8 << 20,
+        },
+        ServerMessage::FileReadAbort { transfer_id: t },
         ServerMessage::Status { request_id: r },
         ServerMessage::Error {
             request_id: None,
@@ -229,13 +235,48 @@ fn hello_json_and_negotiation() {
     let server = Hello::new(Role::Server, "0.1.0");
     assert_eq!(
         serde_json::to_string(&ServerMessage::Hello(server.clone())).unwrap(),
-        r#"{"type":"hello","protocol":"seashell-agent","role":"server","min_version":1,"max_version":1,"software_version":"0.1.0"}"#
+        r#"{"type":"hello","protocol":"seashell-agent","role":"server","min_version":1,"max_version":2,"software_version":"0.1.0"}"#
     );
     let agent_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":4,"software_version":"9.9.9","future_member":true}"#;
     let AgentMessage::Hello(agent) = serde_json::from_str(agent_json).unwrap() else {
         panic!("not a hello");
     };
-    assert_eq!(negotiate(&server, &agent), Ok(1));
+    assert_eq!(negotiate(&server, &agent), Ok(2));
+    // A version-1 peer (no flow-controlled downloads) is still spoken to.
+    let old_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":1,"software_version":"0.1.0"}"#;
+    let AgentMessage::Hello(old) = serde_json::from_str(old_json).unwrap() else {
+        panic!("not a hello");
+    };
+    assert_eq!(negotiate(&server, &old), Ok(1));
+    const { assert!(FILE_READ_ACK_VERSION > 1 && FILE_READ_ACK_VERSION <= PROTOCOL_VERSION) };
+}
+
+#[test]
+fn golden_file_read_flow_control_json() {
+    let ack = ServerMessage::FileReadAck {
+        transfer_id: TransferId(7),
+        offset: 1_048_576,
+    };
+    let json = r#"{"type":"file_read_ack","transfer_id":7,"offset":1048576}"#;
+    assert_eq!(serde_json::to_string(&ack).unwrap(), json);
+    assert_eq!(serde_json::from_str::<ServerMessage>(json).unwrap(), ack);
+    assert_eq!(ack.request_id(), None);
+
+    let abort = ServerMessage::FileReadAbort {
+        transfer_id: TransferId(7),
+    };
+    let json = r#"{"type":"file_read_abort","transfer_id":7}"#;
+    assert_eq!(serde_json::to_string(&abort).unwrap(), json);
+    assert_eq!(serde_json::from_str::<ServerMessage>(json).unwrap(), abort);
+    assert_eq!(abort.request_id(), None);
+
+    // The offset is required: an acknowledgement without one means nothing.
+    assert!(
+        serde_json::from_str::<ServerMessage>(r#"{"type":"file_read_ack","transfer_id":7}"#)
+            .is_err()
+    );
+    // The window is a few chunks, and well below a frame.
+    const { assert!(FILE_READ_WINDOW >= 4 << 20 && FILE_READ_WINDOW <= 64 << 20) };
 }
 
 #[test]

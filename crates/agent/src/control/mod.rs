@@ -226,6 +226,7 @@ where
     );
 
     let (tx, rx) = mpsc::channel::<AgentMessage>(OUTBOX_CAPACITY);
+    let mut connection = requests::Connection::new(&tx, version);
     let (generation, mut replaced) = agent.connect(tx);
     let _guard = ConnectionGuard {
         agent: agent.clone(),
@@ -235,7 +236,6 @@ where
         write_loop(writer, rx, agent.clone()).in_current_span(),
     ));
 
-    let mut connection = requests::Connection::default();
     loop {
         let message = tokio::select! {
             message = read_message(&mut reader, &mut decoder, &mut buf) => message?,

@@ -2,7 +2,15 @@
 //!
 //! Session requests go to the session's task; credentials go to the
 //! store; file transfers are kept per connection, so a lost connection
-//! abandons its uploads (and their temporary files).
+//! abandons its uploads (and their temporary files) and stops its
+//! downloads.
+//!
+//! Downloads are flow-controlled from protocol version
+//! [`FILE_READ_ACK_VERSION`]: each runs on a task of its own that keeps at
+//! most [`FILE_READ_WINDOW`] bytes sent beyond the server's latest
+//! `file_read_ack`. The server must keep reading the shared connection for
+//! every other session, so without this a file read faster than its
+//! client takes it would pile up in the server.
 
 use std::collections::HashMap;
 use std::io;
@@ -10,9 +18,10 @@ use std::sync::Arc;
 
 use seashell_protocol::agent_channel::{
     AgentMessage, Binary, ErrorCode, RequestId, ServerMessage, SessionEndReason, SessionId,
-    TransferId,
+    TransferId, FILE_READ_ACK_VERSION, FILE_READ_WINDOW,
 };
 use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::agent::{Agent, OpenError};
@@ -23,12 +32,32 @@ use crate::session::pty::PtyError;
 /// has grown it by a third.
 pub const FILE_CHUNK: usize = 512 * 1024;
 
-/// Per-connection state: uploads in progress, and those that failed
-/// before their end (so `file_write_end` can say why).
-#[derive(Default)]
+/// Per-connection state: uploads in progress, those that failed before
+/// their end (so `file_write_end` can say why), and downloads in progress.
 pub(super) struct Connection {
+    /// This connection's queue to its writer. Weak, so a download still
+    /// running does not keep the writer open when the agent stops.
+    outbox: mpsc::WeakSender<AgentMessage>,
+    version: u32,
     writes: HashMap<TransferId, PendingWrite>,
     failed: HashMap<TransferId, (ErrorCode, String)>,
+    /// Each download's acknowledged offset. Dropping the sender (on
+    /// `file_read_abort`, or with the connection) stops the download.
+    reads: HashMap<TransferId, watch::Sender<u64>>,
+}
+
+impl Connection {
+    /// State for a connection that agreed on protocol `version` and whose
+    /// writer takes messages from `outbox`.
+    pub(super) fn new(outbox: &mpsc::Sender<AgentMessage>, version: u32) -> Self {
+        Self {
+            outbox: outbox.downgrade(),
+            version,
+            writes: HashMap::new(),
+            failed: HashMap::new(),
+            reads: HashMap::new(),
+        }
+    }
 }
 
 fn error_reply(request_id: RequestId, code: ErrorCode, message: impl Into<String>) -> AgentMessage {
@@ -249,7 +278,38 @@ async fn handle_inner(
             request_id,
             transfer_id,
             path,
-        } => file_read(agent, request_id, transfer_id, &path),
+        } => file_read(agent, connection, request_id, transfer_id, &path),
+        ServerMessage::FileReadAck {
+            transfer_id,
+            offset,
+        } => {
+            // Acknowledgements may arrive after the download ended (the
+            // server acknowledges as its client consumes); they are moot.
+            if let Some(acked) = connection.reads.get(&transfer_id) {
+                if acked.is_closed() {
+                    connection.reads.remove(&transfer_id);
+                } else {
+                    // Cumulative: a stale one never moves the mark back.
+                    acked.send_if_modified(|mark| {
+                        let newer = offset > *mark;
+                        if newer {
+                            *mark = offset;
+                        }
+                        newer
+                    });
+                }
+            }
+            None
+        }
+        ServerMessage::FileReadAbort { transfer_id } => {
+            // Dropping the sender stops the task, which closes the file.
+            if let Some(acked) = connection.reads.remove(&transfer_id) {
+                if !acked.is_closed() {
+                    tracing::info!(transfer_id = transfer_id.0, "download abandoned");
+                }
+            }
+            None
+        }
         ServerMessage::Status { request_id } => Some(AgentMessage::Status {
             request_id,
             status: blocking(|| agent.status()),
@@ -298,6 +358,7 @@ fn file_write_begin(
 
 fn file_read(
     agent: &Arc<Agent>,
+    connection: &mut Connection,
     request_id: RequestId,
     transfer_id: TransferId,
     path: &str,
@@ -309,6 +370,16 @@ fn file_read(
             "the home directory is unavailable",
         ));
     };
+    // Finished downloads leave their entry until now (or until an
+    // acknowledgement for them arrives).
+    connection.reads.retain(|_, acked| !acked.is_closed());
+    if connection.reads.contains_key(&transfer_id) {
+        return Some(error_reply(
+            request_id,
+            ErrorCode::BadRequest,
+            "transfer id in use",
+        ));
+    }
     let (file, size) = match blocking(|| home.open_read(path)) {
         Ok(opened) => opened,
         Err(e) => {
@@ -316,55 +387,139 @@ fn file_read(
             return Some(error_reply(request_id, e.code(), e.to_string()));
         }
     };
-    let agent = agent.clone();
+    let (acked_tx, acked) = watch::channel(0u64);
+    connection.reads.insert(transfer_id, acked_tx);
+    let window = (connection.version >= FILE_READ_ACK_VERSION).then_some(FILE_READ_WINDOW);
+    let mut download = Download {
+        outbox: connection.outbox.clone(),
+        transfer_id,
+        acked,
+        window,
+    };
     // Streamed from its own task so a large file does not hold up the
-    // connection; the bounded outbox paces it to the socket.
+    // connection.
     tokio::spawn(
         async move {
-            agent
-                .send(AgentMessage::FileReadBegin {
-                    request_id,
-                    transfer_id,
-                    size,
-                })
-                .await;
-            let mut file = tokio::fs::File::from_std(file);
-            let mut offset = 0u64;
-            loop {
-                let mut chunk = vec![0u8; FILE_CHUNK];
-                let n = match read_full(&mut file, &mut chunk).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "download failed");
-                        agent
-                            .send(AgentMessage::Error {
-                                request_id: None,
-                                code: ErrorCode::Io,
-                                message: format!("transfer {}: {e}", transfer_id.0),
-                            })
-                            .await;
-                        return;
-                    }
-                };
-                if n == 0 {
-                    break;
+            let file = tokio::fs::File::from_std(file);
+            let result = download.run(request_id, size, file).await;
+            match result {
+                Ok(sent) => tracing::info!(transfer_id = transfer_id.0, bytes = sent, "file sent"),
+                Err(Stopped::Abandoned(sent)) => tracing::info!(
+                    transfer_id = transfer_id.0,
+                    bytes = sent,
+                    "download stopped: abandoned by the server or its connection"
+                ),
+                Err(Stopped::Io(e)) => {
+                    tracing::warn!(transfer_id = transfer_id.0, error = %e, "download failed");
+                    download
+                        .send(AgentMessage::Error {
+                            request_id: None,
+                            code: ErrorCode::Io,
+                            message: format!("transfer {}: {e}", transfer_id.0),
+                        })
+                        .await;
                 }
-                chunk.truncate(n);
-                agent
-                    .send(AgentMessage::FileReadChunk {
-                        transfer_id,
-                        offset,
-                        data: Binary(chunk),
-                    })
-                    .await;
-                offset += u64::try_from(n).unwrap_or(u64::MAX);
             }
-            tracing::info!(transfer_id = transfer_id.0, bytes = offset, "file sent");
-            agent.send(AgentMessage::FileReadEnd { transfer_id }).await;
         }
         .in_current_span(),
     );
     None
+}
+
+/// One download in progress, on its connection.
+struct Download {
+    outbox: mpsc::WeakSender<AgentMessage>,
+    transfer_id: TransferId,
+    /// The server's acknowledged offset; closed when the server aborts the
+    /// download or the connection ends.
+    acked: watch::Receiver<u64>,
+    /// Bytes that may be sent beyond `acked`; `None` for a peer that does
+    /// not acknowledge (protocol version 1).
+    window: Option<u64>,
+}
+
+/// Why a download stopped before its end.
+enum Stopped {
+    /// The server aborted it, or the connection is gone; carries the bytes
+    /// sent.
+    Abandoned(u64),
+    /// Reading the file failed.
+    Io(io::Error),
+}
+
+impl Download {
+    /// Sends through this download's own connection; whether it took it.
+    async fn send(&self, message: AgentMessage) -> bool {
+        match self.outbox.upgrade() {
+            Some(outbox) => outbox.send(message).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends `file_read_begin`, the chunks and `file_read_end`; the bytes
+    /// sent.
+    async fn run(
+        &mut self,
+        request_id: RequestId,
+        size: u64,
+        mut file: tokio::fs::File,
+    ) -> Result<u64, Stopped> {
+        let transfer_id = self.transfer_id;
+        let begin = AgentMessage::FileReadBegin {
+            request_id,
+            transfer_id,
+            size,
+        };
+        if !self.send(begin).await {
+            return Err(Stopped::Abandoned(0));
+        }
+        let mut offset = 0u64;
+        loop {
+            self.wait_for_room(offset).await?;
+            let mut chunk = vec![0u8; FILE_CHUNK];
+            let n = read_full(&mut file, &mut chunk)
+                .await
+                .map_err(Stopped::Io)?;
+            if n == 0 {
+                break;
+            }
+            chunk.truncate(n);
+            let message = AgentMessage::FileReadChunk {
+                transfer_id,
+                offset,
+                data: Binary(chunk),
+            };
+            if !self.send(message).await {
+                return Err(Stopped::Abandoned(offset));
+            }
+            offset += u64::try_from(n).unwrap_or(u64::MAX);
+        }
+        if !self.send(AgentMessage::FileReadEnd { transfer_id }).await {
+            return Err(Stopped::Abandoned(offset));
+        }
+        Ok(offset)
+    }
+
+    /// Waits until another chunk after `offset` fits in the window, or
+    /// fails if the download was abandoned meanwhile.
+    async fn wait_for_room(&mut self, offset: u64) -> Result<(), Stopped> {
+        if self.acked.has_changed().is_err() {
+            return Err(Stopped::Abandoned(offset));
+        }
+        let Some(window) = self.window else {
+            return Ok(());
+        };
+        let chunk = FILE_CHUNK as u64;
+        loop {
+            let acked = *self.acked.borrow_and_update();
+            if offset.saturating_sub(acked).saturating_add(chunk) <= window {
+                return Ok(());
+            }
+            if self.acked.changed().await.is_err() {
+                return Err(Stopped::Abandoned(offset));
+            }
+        }
+    }
 }
 
 /// Fills `buf` as far as the file allows; short only at the end.

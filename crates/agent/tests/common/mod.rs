@@ -311,6 +311,16 @@ pub fn sid(s: &str) -> SessionId {
 impl Server {
     /// Connects and exchanges hellos.
     pub async fn connect(agent: &AgentProcess) -> Self {
+        Self::connect_with(
+            agent,
+            Hello::new(Role::Server, "test").with_environment("env-test"),
+        )
+        .await
+    }
+
+    /// Connects and exchanges hellos, sending `hello` (e.g. an older
+    /// version range).
+    pub async fn connect_with(agent: &AgentProcess, hello: Hello) -> Self {
         let stream = UnixStream::connect(&agent.socket).await.unwrap();
         let mut server = Self {
             stream,
@@ -319,11 +329,7 @@ impl Server {
             inbox: VecDeque::new(),
             sessions: HashMap::new(),
         };
-        server
-            .send(&ServerMessage::Hello(
-                Hello::new(Role::Server, "test").with_environment("env-test"),
-            ))
-            .await;
+        server.send(&ServerMessage::Hello(hello)).await;
         match server.read().await {
             AgentMessage::Hello(h) => assert_eq!(h.role, Role::Agent),
             other => panic!("expected hello, got {other:?}"),
@@ -435,6 +441,12 @@ impl Server {
                 self.inbox.push_back(other);
             }
         }
+    }
+
+    /// A message already received that matches `what`, without waiting.
+    pub fn take_received(&mut self, what: impl Fn(&AgentMessage) -> bool) -> Option<AgentMessage> {
+        let i = self.inbox.iter().position(what)?;
+        self.inbox.remove(i)
     }
 
     /// An error report that answered no request, if one has arrived.

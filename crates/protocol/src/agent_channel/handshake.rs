@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 /// Names this protocol in [`Hello::protocol`], so a peer speaking something
 /// else is recognised at once.
 pub const PROTOCOL_NAME: &str = "seashell-agent";
-/// The newest protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this crate speaks. Version 2 added
+/// flow-controlled downloads (see
+/// [`FILE_READ_ACK_VERSION`](super::messages::FILE_READ_ACK_VERSION)).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest protocol version this crate speaks.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

@@ -39,6 +39,18 @@ impl fmt::Display for SessionId {
 #[serde(transparent)]
 pub struct TransferId(pub u64);
 
+/// The most bytes of one download the agent sends beyond the server's
+/// latest [`FileReadAck`](ServerMessage::FileReadAck), so what the server
+/// holds for a slow consumer stays bounded per transfer while the shared
+/// connection keeps flowing for everyone else.
+pub const FILE_READ_WINDOW: u64 = 8 << 20;
+
+/// The first protocol version with flow-controlled downloads
+/// ([`FileReadAck`](ServerMessage::FileReadAck) and
+/// [`FileReadAbort`](ServerMessage::FileReadAbort)). With an older peer the
+/// server sends neither and the agent streams a file without waiting.
+pub const FILE_READ_ACK_VERSION: u32 = 2;
+
 /// The shell program of a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -286,7 +298,9 @@ pub enum ServerMessage {
         transfer_id: TransferId,
     },
     /// Asks for a file from the home directory. Answered by
-    /// `file_read_begin`, chunks and `file_read_end`, or by `error`.
+    /// `file_read_begin`, chunks and `file_read_end`, or by `error`. From
+    /// version [`FILE_READ_ACK_VERSION`] the chunks are paced by
+    /// [`FileReadAck`](Self::FileReadAck).
     FileRead {
         /// Request id.
         request_id: RequestId,
@@ -294,6 +308,25 @@ pub enum ServerMessage {
         transfer_id: TransferId,
         /// Path relative to the home directory.
         path: String,
+    },
+    /// The server has consumed a download up to `offset` (exclusive): the
+    /// agent may send more. Acknowledgements are cumulative; the agent keeps
+    /// at most [`FILE_READ_WINDOW`] bytes sent beyond the latest one. From
+    /// protocol version [`FILE_READ_ACK_VERSION`]; one for a transfer that
+    /// has ended is ignored.
+    FileReadAck {
+        /// The transfer.
+        transfer_id: TransferId,
+        /// Bytes of the file consumed, counted from its start.
+        offset: u64,
+    },
+    /// The server no longer wants the file (its client went away, or it
+    /// gave up on the download): the agent stops sending and closes the
+    /// file. From protocol version [`FILE_READ_ACK_VERSION`]; one for a
+    /// transfer that has ended is ignored.
+    FileReadAbort {
+        /// The transfer.
+        transfer_id: TransferId,
     },
     /// Asks for health and status. Answered by `status`.
     Status {
@@ -425,7 +458,9 @@ impl ServerMessage {
             | ServerMessage::DetachSession { .. }
             | ServerMessage::DataChannel { .. }
             | ServerMessage::FileWriteChunk { .. }
-            | ServerMessage::FileWriteAbort { .. } => None,
+            | ServerMessage::FileWriteAbort { .. }
+            | ServerMessage::FileReadAck { .. }
+            | ServerMessage::FileReadAbort { .. } => None,
         }
     }
 }

@@ -25,5 +25,6 @@ pub use frame::{encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN};
 pub use handshake::{negotiate, HandshakeError, Hello, Role, PROTOCOL_NAME, PROTOCOL_VERSION};
 pub use messages::{
     AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, RequestId, ServerMessage,
-    SessionEndReason, SessionId, SessionSummary, Shell, TransferId,
+    SessionEndReason, SessionId, SessionSummary, Shell, TransferId, FILE_READ_ACK_VERSION,
+    FILE_READ_WINDOW,
 };
