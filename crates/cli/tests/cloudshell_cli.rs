@@ -3,7 +3,9 @@
 //! `aws configure add-model`).
 //!
 //! Needs `SEASHELL_TEST_AWS_BIN` (the bin directory `scripts/aws-clients.sh`
-//! prints); `scripts/test.sh` sets it.
+//! prints); `scripts/test.sh` sets it. The tests against a real server run
+//! real environments: as root, with the static agent from
+//! `SEASHELL_AGENT_BIN` or `scripts/build-agent.sh`.
 
 mod common;
 
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use common::aws_bin;
+use common::{aws_bin, seashell, Server};
 
 /// The model file, as committed.
 fn model_path() -> PathBuf {
@@ -493,4 +495,380 @@ print(json.dumps({'meta': [m.protocol, m.signature_version, m.signing_name, m.en
             "/cloudshell/getEnvironmentStatus"
         ]
     );
+}
+
+/// The static agent binary, as the server's own tests find it.
+fn agent_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
+        return PathBuf::from(bin);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
+    let out = Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Where a test server's environments live on the host; removes every
+/// container, mount and cgroup they left when dropped, also when the test
+/// fails.
+struct EnvironmentsOnHost {
+    runtime_dir: PathBuf,
+    state_dir: PathBuf,
+    cgroup_parent: String,
+}
+
+impl EnvironmentsOnHost {
+    fn new() -> EnvironmentsOnHost {
+        let tag = format!("cli-{}", std::process::id());
+        EnvironmentsOnHost {
+            runtime_dir: PathBuf::from(format!("/var/tmp/seashell-{tag}-runtime")),
+            state_dir: PathBuf::from(format!("/run/seashell/runc-{tag}")),
+            cgroup_parent: format!("seashell-test-{tag}"),
+        }
+    }
+}
+
+impl Drop for EnvironmentsOnHost {
+    fn drop(&mut self) {
+        let rt = seashell_runtime::Runtime::new(seashell_runtime::RuntimeConfig {
+            data_dir: self.runtime_dir.clone(),
+            state_dir: self.state_dir.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
+            network: None,
+            ..seashell_runtime::RuntimeConfig::default()
+        });
+        if let Ok(rt) = rt {
+            match rt.reconcile(&|_| false) {
+                Ok(r) if !r.errors.is_empty() => eprintln!("cleanup: {:?}", r.errors),
+                Err(e) => eprintln!("cleanup: {e}"),
+                _ => {}
+            }
+            if let Err(e) = rt.remove_cgroup_parent() {
+                eprintln!("cleanup: {e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let prefix = self.runtime_dir.to_string_lossy().to_string();
+        let mounted = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|m| m.starts_with(&prefix));
+        if !mounted {
+            let _ = std::fs::remove_dir_all(&self.runtime_dir);
+        }
+    }
+}
+
+/// `seashell serve` with environments of the minimal image, no network.
+fn start_server(host: &EnvironmentsOnHost) -> Server {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let config = data_dir.path().join("seashell.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cloudshell]\nimage = \"minimal\"\nagent_binary = {:?}\nnetwork = false\n\
+             runtime_dir = {:?}\nstate_dir = {:?}\ncgroup_parent = {:?}\nduty_interval_seconds = 1\n",
+            agent_binary(),
+            host.runtime_dir,
+            host.state_dir,
+            host.cgroup_parent
+        ),
+    )
+    .expect("write config");
+    let mut cmd = seashell();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let mut child = cmd.spawn().expect("start seashell serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server printed its address before exiting")
+            .expect("read stdout");
+        if let Some(addr) = line.strip_prefix("Seashell is listening on ") {
+            break addr.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        addr,
+        data_dir,
+        database_url: None,
+    }
+}
+
+/// Runs the CLI against the server's CloudShell endpoint; its exit code,
+/// parsed stdout (JSON, or null) and stderr.
+fn cloudshell(
+    home: &CliHome,
+    server: &Server,
+    key: (&str, &str),
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let out = home
+        .aws(key.0, key.1)
+        .env("AWS_ENDPOINT_URL_CLOUDSHELL", server.endpoint("cloudshell"))
+        .arg("cloudshell")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .expect("run aws");
+    let (stdout, stderr) = text(&out);
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), json, stderr)
+}
+
+/// Polls `get-environment-status` until it says `status`.
+fn wait_status(home: &CliHome, server: &Server, key: (&str, &str), id: &str, status: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let (code, reply, stderr) = cloudshell(
+            home,
+            server,
+            key,
+            &["get-environment-status", "--environment-id", id],
+        );
+        assert_eq!(code, Some(0), "get-environment-status: {stderr}");
+        assert_eq!(reply["EnvironmentId"], id);
+        if reply["Status"] == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} never became {status}: {reply}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The environment lifecycle with the real AWS CLI against a real server
+/// running real environments, the model installed from the server's own
+/// URL, and a user without CloudShell permissions refused.
+#[test]
+fn the_real_aws_cli_runs_the_environment_lifecycle() {
+    let host = EnvironmentsOnHost::new();
+    let mut server = start_server(&host);
+    let keys = server.bootstrap();
+    let admin = (
+        keys["AccessKeyId"].as_str().expect("key id").to_string(),
+        keys["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+    );
+    let admin = (admin.0.as_str(), admin.1.as_str());
+    let account = keys["AccountId"].as_str().expect("account").to_string();
+
+    // The server serves the model; `add-model` takes it from its URL.
+    let home = CliHome::new(&format!(
+        "http://{}/cloudshell/model/service-2.json",
+        server.addr
+    ));
+    let installed = std::fs::read(
+        home.dir
+            .path()
+            .join(".aws/models/cloudshell/2023-10-01/service-2.json"),
+    )
+    .expect("installed model");
+    let committed = std::fs::read(model_path()).expect("model");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&installed).expect("JSON"),
+        serde_json::from_slice::<serde_json::Value>(&committed).expect("JSON"),
+        "the server serves the committed model"
+    );
+
+    // create → describe → RUNNING.
+    let (code, created, stderr) = cloudshell(&home, &server, admin, &["create-environment"]);
+    assert_eq!(code, Some(0), "create-environment: {stderr}");
+    let id = created["EnvironmentId"]
+        .as_str()
+        .expect("EnvironmentId")
+        .to_string();
+    assert!(
+        ["CREATING", "RUNNING"].contains(&created["Status"].as_str().unwrap_or("")),
+        "{created}"
+    );
+    let (code, described, stderr) = cloudshell(&home, &server, admin, &["describe-environments"]);
+    assert_eq!(code, Some(0), "describe-environments: {stderr}");
+    let listed = described["Environments"].as_array().expect("Environments");
+    assert_eq!(listed.len(), 1, "{described}");
+    assert_eq!(listed[0]["EnvironmentId"], id.as_str());
+    assert!(listed[0].get("EnvironmentName").is_none(), "{described}");
+    let (code, _, stderr) = cloudshell(
+        &home,
+        &server,
+        admin,
+        &["start-environment", "--environment-id", &id],
+    );
+    assert_eq!(code, Some(0), "start-environment: {stderr}");
+    wait_status(&home, &server, admin, &id, "RUNNING");
+
+    // stop → SUSPENDED; start → RUNNING again.
+    let (code, stopped, stderr) = cloudshell(
+        &home,
+        &server,
+        admin,
+        &["stop-environment", "--environment-id", &id],
+    );
+    assert_eq!(code, Some(0), "stop-environment: {stderr}");
+    assert!(
+        ["SUSPENDING", "SUSPENDED"].contains(&stopped["Status"].as_str().unwrap_or("")),
+        "{stopped}"
+    );
+    wait_status(&home, &server, admin, &id, "SUSPENDED");
+    let (code, started, stderr) = cloudshell(
+        &home,
+        &server,
+        admin,
+        &["start-environment", "--environment-id", &id],
+    );
+    assert_eq!(code, Some(0), "start-environment: {stderr}");
+    assert!(
+        ["RESUMING", "RUNNING"].contains(&started["Status"].as_str().unwrap_or("")),
+        "{started}"
+    );
+    wait_status(&home, &server, admin, &id, "RUNNING");
+
+    // A user without CloudShell permissions is refused with the CLI's
+    // service-error exit code and AWS's message.
+    let iam = |args: &[&str]| {
+        let mut cmd = common::client(&aws_bin().join("aws"), &server, admin.0, admin.1);
+        cmd.args(args).args(["--output", "json"]);
+        common::aws_json(&mut cmd)
+    };
+    iam(&["iam", "create-user", "--user-name", "visitor"]);
+    let visitor = iam(&["iam", "create-access-key", "--user-name", "visitor"]);
+    let visitor = (
+        visitor["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .expect("key")
+            .to_string(),
+        visitor["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+    );
+    let visitor = (visitor.0.as_str(), visitor.1.as_str());
+    for (command, action) in [
+        (
+            vec!["describe-environments"],
+            "cloudshell:DescribeEnvironments",
+        ),
+        (vec!["create-environment"], "cloudshell:CreateEnvironment"),
+        (
+            vec!["get-environment-status", "--environment-id", id.as_str()],
+            "cloudshell:GetEnvironmentStatus",
+        ),
+    ] {
+        let (code, _, stderr) = cloudshell(&home, &server, visitor, &command);
+        assert_eq!(code, Some(255), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("An error occurred (AccessDeniedException) when calling the")
+                && stderr.contains(&format!(
+                    "User: arn:aws:iam::{account}:user/visitor is not authorized to perform: {action}"
+                )),
+            "{command:?}: {stderr}"
+        );
+    }
+    // A wrong secret: SigV4's own error, through the model's endpoint.
+    let (code, _, stderr) = cloudshell(
+        &home,
+        &server,
+        (admin.0, "wrong-secret-wrong-secret-wrong-secret-00"),
+        &["describe-environments"],
+    );
+    assert_eq!(code, Some(255), "{stderr}");
+    assert!(
+        stderr.contains("(SignatureDoesNotMatch) when calling the DescribeEnvironments operation"),
+        "{stderr}"
+    );
+    // An id nobody has.
+    let (code, _, stderr) = cloudshell(
+        &home,
+        &server,
+        admin,
+        &[
+            "get-environment-status",
+            "--environment-id",
+            "no-such-environment",
+        ],
+    );
+    assert_eq!(code, Some(255), "{stderr}");
+    assert!(stderr.contains("(ResourceNotFoundException)"), "{stderr}");
+
+    // delete → gone.
+    let (code, deleted, stderr) = cloudshell(
+        &home,
+        &server,
+        admin,
+        &["delete-environment", "--environment-id", &id],
+    );
+    assert_eq!(code, Some(0), "delete-environment: {stderr}");
+    assert!(deleted.is_null() || deleted.is_object(), "{deleted}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let (code, reply, stderr) = cloudshell(
+            &home,
+            &server,
+            admin,
+            &["get-environment-status", "--environment-id", &id],
+        );
+        if code == Some(255) {
+            assert!(stderr.contains("(ResourceNotFoundException)"), "{stderr}");
+            break;
+        }
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(reply["Status"], "DELETING", "{reply}");
+        assert!(std::time::Instant::now() < deadline, "never deleted");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, described, stderr) = cloudshell(&home, &server, admin, &["describe-environments"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(described["Environments"], serde_json::json!([]));
+
+    // Every call is a CloudTrail record of cloudshell.amazonaws.com.
+    server.stop();
+    let journal =
+        std::fs::read_to_string(server.data_dir.path().join("audit/audit.jsonl")).expect("journal");
+    let names: Vec<(String, Option<String>)> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["eventSource"] == "cloudshell.amazonaws.com")
+        .map(|r| {
+            (
+                r["eventName"].as_str().unwrap_or("").to_string(),
+                r["errorCode"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    for expected in [
+        ("CreateEnvironment", None),
+        ("StopEnvironment", None),
+        ("DeleteEnvironment", None),
+        (
+            "DescribeEnvironments",
+            Some("AccessDeniedException".to_string()),
+        ),
+    ] {
+        assert!(
+            names.iter().any(|n| n.0 == expected.0 && n.1 == expected.1),
+            "{expected:?} in {names:?}"
+        );
+    }
+    drop(server);
+    drop(host);
 }
