@@ -27,6 +27,13 @@
 //! output; the build holding it removes what interrupted builds left behind,
 //! unmounting anything still mounted inside first so that no deletion ever
 //! crosses into a host filesystem.
+//!
+//! # Image on first use
+//!
+//! [`ensure`] is what the server calls at start: it returns at once when
+//! the output holds a complete image (checked against the digest the image
+//! records), waits for a build another process is running, and otherwise
+//! builds, replacing an incomplete image of the same kind.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -47,6 +54,11 @@ use crate::error::{Error, Result};
 /// Path, relative to an image's root, of the file describing the image
 /// (`KEY=value` lines, like `/etc/os-release`).
 pub const IMAGE_INFO_FILE: &str = "etc/seashell-image";
+
+/// Path, relative to an image's root, of the list of its installed
+/// packages (`name=version` lines, then `pip list --format=freeze`), whose
+/// SHA-256 is the image's `PACKAGES_DIGEST`.
+pub const PACKAGE_LISTING_FILE: &str = "etc/seashell-image.packages";
 
 /// Debian release the default image is built from.
 pub const DEBIAN_SUITE: &str = "bookworm";
@@ -217,6 +229,108 @@ impl Progress for NoProgress {
 /// files need it. The full output of every command goes to
 /// `OUTPUT.build.log` next to the output; errors carry its last lines.
 pub fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildReport> {
+    build_with(options, progress, Mode::Build)
+}
+
+/// Makes sure `options.output` holds a complete image of `options.kind`,
+/// building it only if it does not: what the server calls at start, so the
+/// first environment has an image without a separate `seashell image build`.
+///
+/// - A complete image is reused at once, without taking the build lock or
+///   writing anything. Complete means: its [`IMAGE_INFO_FILE`] names the
+///   requested kind, its shell (`bin/sh`) exists, and the packages digest it
+///   records still matches what it describes (the package list of the
+///   default image, the busybox binary of the minimal one).
+/// - A missing image is built as [`build`] builds it.
+/// - An image of the right kind that is not complete (damaged, or cut short
+///   by something other than the build) is rebuilt and swapped in
+///   atomically; `options.force` is not consulted.
+/// - While another build of the same output runs, this waits for it (and
+///   then normally finds its image complete) instead of failing.
+/// - A directory holding another kind of image, or one not built by
+///   Seashell, is an error, as with [`build`]: it is never replaced.
+///
+/// Must run as root when it has to build.
+pub fn ensure(options: &BuildOptions, progress: &mut dyn Progress) -> Result<BuildReport> {
+    let _span = tracing::info_span!(
+        "image.ensure",
+        image = options.kind.image_name(),
+        output = %options.output.display()
+    )
+    .entered();
+    let output = absolute(&options.output)?;
+    if let Some(info) = complete(&output, options.kind)? {
+        return Ok(BuildReport {
+            outcome: BuildOutcome::Reused,
+            path: output,
+            info,
+        });
+    }
+    tracing::info!("the image is missing or incomplete; building it");
+    build_with(options, progress, Mode::Ensure)
+}
+
+/// Whether `root` holds a complete image of `kind` (see [`ensure`]); its
+/// description if so.
+pub fn complete(root: &Path, kind: ImageKind) -> Result<Option<ImageInfo>> {
+    match existing(root)? {
+        Existing::Image(info) if info.name == kind.image_name() && verify(root, kind, &info)? => {
+            Ok(Some(info))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Checks an image's contents against its description.
+fn verify(root: &Path, kind: ImageKind, info: &ImageInfo) -> Result<bool> {
+    if std::fs::symlink_metadata(root.join("bin/sh")).is_err() {
+        return Ok(false);
+    }
+    let listing = match kind {
+        ImageKind::Default => {
+            let p = root.join(PACKAGE_LISTING_FILE);
+            match std::fs::read(&p) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(Error::io("reading", &p, e)),
+            }
+        }
+        ImageKind::Minimal => {
+            let p = root.join("bin/busybox");
+            match std::fs::read(&p) {
+                Ok(b) => minimal_listing(&b).into_bytes(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(Error::io("reading", &p, e)),
+            }
+        }
+    };
+    Ok(packages_digest(&listing) == info.packages_digest)
+}
+
+/// The package listing of the minimal image: its one binary.
+fn minimal_listing(busybox: &[u8]) -> String {
+    format!("busybox sha256:{}\n", hex(&Sha256::digest(busybox)))
+}
+
+fn packages_digest(listing: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(listing)))
+}
+
+/// How [`build_with`] treats the lock and an existing image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `seashell image build`: fail at once if another build runs; reuse an
+    /// image of the right kind unless forced.
+    Build,
+    /// [`ensure`]: wait for another build; rebuild an incomplete image.
+    Ensure,
+}
+
+fn build_with(
+    options: &BuildOptions,
+    progress: &mut dyn Progress,
+    mode: Mode,
+) -> Result<BuildReport> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err(Error::Host {
             check: "image build",
@@ -228,20 +342,31 @@ pub fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Result<Buil
     let output = absolute(&options.output)?;
     let (parent, name) = split_output(&output)?;
     std::fs::create_dir_all(&parent).map_err(|e| Error::io("creating directory", &parent, e))?;
-    let _lock = lock(&parent.join(format!(".{name}.lock")))?;
+    let _lock = lock(&parent.join(format!(".{name}.lock")), mode == Mode::Ensure)?;
     remove_stale(&parent, &name)?;
 
     let wanted = options.kind.image_name();
+    let force = match mode {
+        Mode::Build => options.force,
+        Mode::Ensure => false,
+    };
     match existing(&output)? {
         Existing::Absent => {}
-        Existing::Image(info) if info.name == wanted && !options.force => {
+        Existing::Image(info)
+            if info.name == wanted
+                && mode == Mode::Ensure
+                && !verify(&output, options.kind, &info)? =>
+        {
+            tracing::warn!(output = %output.display(), "replacing an incomplete image");
+        }
+        Existing::Image(info) if info.name == wanted && !force => {
             return Ok(BuildReport {
                 outcome: BuildOutcome::Reused,
                 path: output,
                 info,
             });
         }
-        Existing::Image(info) if !options.force => {
+        Existing::Image(info) if !force => {
             return Err(Error::Invalid {
                 what: "image output",
                 value: format!("{} (holding {})", output.display(), info.name),
@@ -391,15 +516,25 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
     }
 }
 
-/// Takes the build lock of one output, failing at once if another build of
-/// the same output runs.
-fn lock(path: &Path) -> Result<Flock<File>> {
+/// Takes the build lock of one output. Fails at once if another build of
+/// the same output runs, or with `wait` waits for it to finish.
+fn lock(path: &Path, wait: bool) -> Result<Flock<File>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .map_err(|e| Error::io("opening lock file", path, e))?;
+    if wait {
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Ok(locked),
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => file,
+            Err((_, errno)) => return Err(Error::sys("locking", path, errno)),
+        };
+        tracing::info!(lock = %path.display(), "waiting for another build of this image");
+        return Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| Error::sys("locking", path, errno));
+    }
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         if errno == nix::errno::Errno::EWOULDBLOCK {
             Error::Host {
@@ -561,7 +696,7 @@ impl Builder<'_> {
         self.begin("Writing /etc/seashell-image");
         let busybox = self.root.join("bin/busybox");
         let bytes = std::fs::read(&busybox).map_err(|e| Error::io("reading", &busybox, e))?;
-        let listing = format!("busybox sha256:{}\n", hex(&Sha256::digest(&bytes)));
+        let listing = minimal_listing(&bytes);
         self.write_info(ImageKind::Minimal, &listing)?;
         self.end();
         Ok(())
@@ -680,7 +815,7 @@ impl Builder<'_> {
             "list",
             "--format=freeze",
         ])?);
-        let listing_path = self.root.join("etc/seashell-image.packages");
+        let listing_path = self.root.join(PACKAGE_LISTING_FILE);
         write_file(&listing_path, &listing, 0o644)?;
         self.write_info(ImageKind::Default, &listing)?;
         self.end();
@@ -873,7 +1008,7 @@ impl Builder<'_> {
             name: kind.image_name().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             build_date: rfc3339_now(),
-            packages_digest: format!("sha256:{}", hex(&Sha256::digest(listing.as_bytes()))),
+            packages_digest: packages_digest(listing.as_bytes()),
         };
         write_file(&self.root.join(IMAGE_INFO_FILE), &info.render(), 0o644)
     }
