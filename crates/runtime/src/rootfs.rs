@@ -133,12 +133,18 @@ pub(crate) fn open(dir: &Path) -> Result<PreparedImage> {
 /// drops file capabilities (`security.capability`); none are needed inside,
 /// where `ping` uses ICMP datagram sockets instead of `CAP_NET_RAW`. Ids
 /// outside the mapped range would show up as `nobody` inside; they are
-/// rejected instead of silently produced.
+/// rejected instead of silently produced. A file with several hard links
+/// (Debian has some, e.g. `perlbug`/`perlthanks`) is one inode: it is
+/// shifted once, at its first name.
 fn shift_tree(root: &Path, id_map: IdMap) -> Result<()> {
     let mut stack = vec![root.to_path_buf()];
+    let mut linked = std::collections::HashSet::new();
     while let Some(path) = stack.pop() {
         let meta =
             std::fs::symlink_metadata(&path).map_err(|e| Error::io("inspecting", &path, e))?;
+        if !meta.is_dir() && meta.nlink() > 1 && !linked.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
         let (Some(uid), Some(gid)) = (id_map.to_host(meta.uid()), id_map.to_host(meta.gid()))
         else {
             return Err(Error::Invalid {
@@ -219,4 +225,31 @@ pub(crate) fn mount_overlay(p: &OverlayPaths, id_map: IdMap) -> Result<()> {
         Some(data.as_str()),
     )
     .map_err(|e| Error::sys("mounting overlay on", &p.target, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root (chown), as the suite runs.
+    #[test]
+    fn hard_links_are_shifted_once() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("seashell-shift-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+        std::fs::write(dir.join("bin/perlbug"), "x").expect("write");
+        std::fs::hard_link(dir.join("bin/perlbug"), dir.join("bin/perlthanks")).expect("link");
+        let map = IdMap {
+            host_base: 100_000,
+            size: 65_536,
+        };
+        let shifted = shift_tree(&dir, map);
+        let owner = std::fs::metadata(dir.join("bin/perlthanks")).map(|m| m.uid());
+        let _ = std::fs::remove_dir_all(&dir);
+        shifted.expect("shift");
+        assert_eq!(owner.expect("stat"), 100_000);
+    }
 }
