@@ -61,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::put(crate::services::cloudshell::files::upload)
                 .get(crate::services::cloudshell::files::download),
         )
+        .merge(crate::gateway::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

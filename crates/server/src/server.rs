@@ -141,6 +141,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         config.cloudshell.clone(),
         config.data_dir.clone(),
         &config.public_url(),
+        Some((local_addr, config.tls_cert.is_some())),
     );
     let state = Arc::new(AppState {
         config,

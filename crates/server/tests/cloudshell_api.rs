@@ -8,7 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::cloudshell::{config, Api, Cleanup};
+use common::api_client::Api;
+use common::cloudshell::{config, Cleanup};
 use seashell_server::store::iam::Owner;
 use serde_json::{json, Value};
 

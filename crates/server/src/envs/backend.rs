@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use seashell_runtime::agent::AgentOptions;
 use seashell_runtime::image::{self, BuildOptions, ImageKind, NoProgress};
-use seashell_runtime::{IdMap, Limits, NetworkConfig, PreparedImage, Runtime, RuntimeConfig};
+use seashell_runtime::{
+    ApiForward, IdMap, Limits, NetworkConfig, PreparedImage, Runtime, RuntimeConfig,
+};
 
 use super::settings::CloudShellSettings;
 
@@ -36,7 +38,14 @@ pub struct Unavailable(pub String);
 
 /// Prepares the backend: checks the host and finds the agent; opens the
 /// image if it was imported before. Blocking: run it on a blocking thread.
-pub fn prepare(settings: &CloudShellSettings, data_dir: &Path) -> Result<Backend, Unavailable> {
+///
+/// `api` is the server's bound address and whether it speaks TLS: the
+/// environments reach it at a fixed address of their own.
+pub fn prepare(
+    settings: &CloudShellSettings,
+    data_dir: &Path,
+    api: Option<(std::net::SocketAddr, bool)>,
+) -> Result<Backend, Unavailable> {
     let _span = tracing::info_span!("environments.prepare").entered();
     if !settings.enabled {
         return Err(Unavailable(
@@ -44,6 +53,7 @@ pub fn prepare(settings: &CloudShellSettings, data_dir: &Path) -> Result<Backend
         ));
     }
     let agent = AgentOptions::new(agent_binary(settings)?);
+    let (pool, prefix_len) = settings.pool().map_err(Unavailable)?;
     let config = RuntimeConfig {
         oci_runtime: settings.oci_runtime.clone(),
         data_dir: settings.runtime_dir(data_dir),
@@ -53,9 +63,15 @@ pub fn prepare(settings: &CloudShellSettings, data_dir: &Path) -> Result<Backend
             .unwrap_or_else(|| default_state_dir(data_dir)),
         cgroup_parent: settings.cgroup_parent.clone(),
         home_bytes: settings.home_mib << 20,
-        network: settings.network.then(NetworkConfig::default),
+        network: settings.network.then(|| NetworkConfig {
+            pool,
+            prefix_len,
+            api: api.map(|(target, tls)| ApiForward::new(target, tls)),
+            ..NetworkConfig::default()
+        }),
         ..RuntimeConfig::default()
     };
+    let api_url = config.network.as_ref().and_then(NetworkConfig::api_url);
     let runtime = Runtime::new(config)
         .map_err(|e| Unavailable(format!("this host cannot run environments: {e}")))?;
     let image = tokio::sync::OnceCell::new();
@@ -79,7 +95,7 @@ pub fn prepare(settings: &CloudShellSettings, data_dir: &Path) -> Result<Backend
         data_dir: data_dir.to_path_buf(),
         agent,
         limits,
-        api_url: None,
+        api_url,
     })
 }
 

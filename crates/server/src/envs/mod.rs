@@ -92,6 +92,9 @@ struct Inner {
     data_dir: PathBuf,
     /// The base URL of stream URLs (`ws[s]://host`).
     stream_base: String,
+    /// The server's bound address and whether it speaks TLS, for the
+    /// environments' way to the API.
+    api: Option<(std::net::SocketAddr, bool)>,
     backend: watch::Receiver<BackendState>,
     backend_tx: watch::Sender<BackendState>,
     hubs: StdMutex<HashMap<String, AgentHub>>,
@@ -106,6 +109,7 @@ impl Environments {
         settings: CloudShellSettings,
         data_dir: PathBuf,
         public_url: &str,
+        api: Option<(std::net::SocketAddr, bool)>,
     ) -> Environments {
         let (backend_tx, backend) = watch::channel(BackendState::Preparing);
         let stream_base = if let Some(rest) = public_url.strip_prefix("https://") {
@@ -121,6 +125,7 @@ impl Environments {
                 settings,
                 data_dir,
                 stream_base,
+                api,
                 backend,
                 backend_tx,
                 hubs: StdMutex::new(HashMap::new()),
@@ -135,8 +140,9 @@ impl Environments {
     pub async fn prepare(&self) {
         let settings = self.inner.settings.clone();
         let data_dir = self.inner.data_dir.clone();
+        let api = self.inner.api;
         let prepared =
-            tokio::task::spawn_blocking(move || backend::prepare(&settings, &data_dir)).await;
+            tokio::task::spawn_blocking(move || backend::prepare(&settings, &data_dir, api)).await;
         let state = match prepared {
             Ok(Ok(backend)) => BackendState::Ready(Arc::new(backend)),
             Ok(Err(Unavailable(why))) => {
@@ -176,6 +182,11 @@ impl Environments {
             BackendState::Ready(b) => Some(b.clone()),
             _ => None,
         }
+    }
+
+    /// The local runtime, once ready (administration and tests).
+    pub fn runtime(&self) -> Option<Arc<seashell_runtime::Runtime>> {
+        self.backend_now().map(|b| b.runtime.clone())
     }
 
     /// Why environments cannot run, if they cannot (for status reasons).

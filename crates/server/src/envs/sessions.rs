@@ -167,9 +167,12 @@ impl Environments {
         id: &str,
         session_id: &str,
     ) -> Result<CreatedSession, ApiError> {
-        let env = self.owned(caller, id).await?;
+        self.owned(caller, id).await?;
         let session = self.live_session(id, session_id).await?;
-        if env.status != RUNNING || self.hub(id).is_none() {
+        // Just after a restart of the server the agent connection may still
+        // be coming back: wait for it (a bounded time).
+        let env = self.wait_running(caller, id).await?;
+        if env.status != RUNNING {
             return Err(conflict(
                 "The environment is not running; create a new session.",
             ));

@@ -31,6 +31,9 @@ pub struct CloudShellSettings {
     pub agent_binary: Option<PathBuf>,
     /// Give environments outbound network access through NAT.
     pub network: bool,
+    /// The address pool environment links are taken from (each takes a
+    /// /30), in CIDR notation.
+    pub network_pool: String,
     /// Where environments' files live (images, home volumes, root
     /// layers); default `<data_dir>-runtime` beside the data directory. It
     /// is traversable by the environments' mapped ids (mode 0711), which
@@ -87,6 +90,7 @@ impl Default for CloudShellSettings {
             build_image: true,
             agent_binary: None,
             network: true,
+            network_pool: "10.213.0.0/16".into(),
             runtime_dir: None,
             state_dir: None,
             cgroup_parent: "seashell".into(),
@@ -161,10 +165,28 @@ impl CloudShellSettings {
                 self.cpus
             ));
         }
+        self.pool()?;
         if self.home_mib < 16 {
             return Err("cloudshell.home_mib must be at least 16".into());
         }
         Ok(())
+    }
+
+    /// The network pool as (first address, prefix length).
+    pub fn pool(&self) -> Result<(std::net::Ipv4Addr, u8), String> {
+        let bad = || {
+            format!(
+                "cloudshell.network_pool {:?} is not an IPv4 CIDR block like 10.213.0.0/16",
+                self.network_pool
+            )
+        };
+        let (addr, len) = self.network_pool.split_once('/').ok_or_else(bad)?;
+        let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().map_err(|_| bad())?;
+        if !(8..=28).contains(&len) || u32::from(addr) & (u32::MAX >> len) != 0 {
+            return Err(bad());
+        }
+        Ok((addr, len))
     }
 
     /// The idle timeout in force.

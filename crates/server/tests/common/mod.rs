@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // Each test binary uses part of this module.
 
+pub mod api_client;
 pub mod cloudshell;
 
 use sqlx::{Connection, Executor};

@@ -1,0 +1,357 @@
+//! File transfer through pre-signed URLs into and out of a real
+//! environment's home: the guide's relative and absolute paths, a 200 MiB
+//! file streamed both ways in bounded memory, and every refusal (traversal,
+//! symlinks out of home, tampered, expired and misused URLs, a full home)
+//! leaving nothing behind.
+
+mod common;
+
+use std::time::Duration;
+
+use common::api_client::Api;
+use common::cloudshell::{config, Cleanup};
+use futures_util::StreamExt as _;
+use hmac::{Hmac, Mac};
+use seashell_runtime::{EnvironmentId, ExecUser};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const MIB: usize = 1 << 20;
+
+/// Deterministic bytes: block `i` of a 1 MiB pseudo-random sequence.
+fn block(i: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MIB);
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    while out.len() < MIB {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn upload_url(api: &Api, id: &str, path: &str) -> String {
+    let v = api
+        .call(
+            "getFileUploadUrls",
+            json!({"EnvironmentId": id, "FileUploadPath": path}),
+        )
+        .await
+        .ok();
+    assert_eq!(v["FileUploadPresignedFields"], json!({}));
+    v["FileUploadPresignedUrl"]
+        .as_str()
+        .expect("url")
+        .to_string()
+}
+
+async fn download_url(api: &Api, id: &str, path: &str) -> String {
+    let v = api
+        .call(
+            "getFileDownloadUrls",
+            json!({"EnvironmentId": id, "FileDownloadPath": path}),
+        )
+        .await
+        .ok();
+    assert!(v["ExpiresAt"].is_string());
+    v["FileDownloadPresignedUrl"]
+        .as_str()
+        .expect("url")
+        .to_string()
+}
+
+fn sh(running: &seashell_server::Running, id: &str, script: &str) -> String {
+    let rt = running.state().envs.runtime().expect("runtime");
+    let out = rt
+        .exec(
+            &EnvironmentId::new(id).expect("id"),
+            ExecUser::CloudshellUser,
+            &["sh", "-c", script],
+            Duration::from_secs(30),
+        )
+        .expect("exec");
+    assert!(out.code == 0, "{script}: {out:?}");
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_through_presigned_urls_confined_to_home() {
+    let db = common::databases().await.remove(0);
+    let cfg = config(&db);
+    let guard = Cleanup(cfg.clone());
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let base = format!("http://{}", running.local_addr);
+    let key = running
+        .state()
+        .store
+        .create_access_key(&running.first_account.admin.user_id)
+        .await
+        .expect("key");
+    let api = Api::new(&base, (&key.0, &key.1));
+    let id = api.running_environment().await;
+    let http = reqwest::Client::new();
+
+    // The guide's getting-started file, up, moved, and down again by both
+    // of the guide's path forms.
+    let program =
+        b"import sys\nx=int(sys.argv[1])\ny=int(sys.argv[2])\nsum=x+y\nprint(\"The sum is\",sum)\n";
+    let url = upload_url(&api, &id, "add_prog.py").await;
+    assert!(url.starts_with(&format!("{base}/v1/files/{id}?")), "{url}");
+    let r = http
+        .put(&url)
+        .body(program.to_vec())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert_eq!(sh(&running, &id, "cat add_prog.py").as_bytes(), program);
+    sh(
+        &running,
+        &id,
+        "mkdir subfolder && mv add_prog.py subfolder/mydownloadfile.txt",
+    );
+    for path in [
+        "subfolder/mydownloadfile.txt",
+        "/home/cloudshell-user/subfolder/mydownloadfile.txt",
+    ] {
+        let r = http
+            .get(download_url(&api, &id, path).await)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["content-disposition"],
+            "attachment; filename=\"mydownloadfile.txt\""
+        );
+        assert_eq!(r.bytes().await.expect("body").as_ref(), program, "{path}");
+    }
+    // The uploaded file belongs to the user.
+    assert_eq!(
+        sh(&running, &id, "stat -c %u subfolder/mydownloadfile.txt").trim(),
+        "1000"
+    );
+
+    // 200 MiB up and down, streamed: the process's peak memory hardly moves.
+    let before = peak_rss_kib();
+    let blocks = 200;
+    let mut sent = Sha256::new();
+    for i in 0..blocks {
+        sent.update(block(i));
+    }
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+        (0..blocks).map(|i| Ok::<_, std::io::Error>(block(i))),
+    ));
+    let r = http
+        .put(upload_url(&api, &id, "big.bin").await)
+        .header("content-length", (blocks * MIB).to_string())
+        .body(body)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let r = http
+        .get(download_url(&api, &id, "big.bin").await)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.content_length(), Some((blocks * MIB) as u64));
+    let mut got = Sha256::new();
+    let mut n = 0usize;
+    let mut stream = r.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("chunk");
+        n += chunk.len();
+        got.update(&chunk);
+    }
+    assert_eq!(n, blocks * MIB);
+    assert_eq!(
+        got.finalize(),
+        sent.finalize(),
+        "the bytes came back unchanged"
+    );
+    let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    assert!(
+        grown_mib < 100,
+        "peak memory grew by {grown_mib} MiB for a 200 MiB transfer"
+    );
+    sh(&running, &id, "rm big.bin");
+
+    // Paths that leave home are refused before any URL is made.
+    for bad in [
+        "../etc/passwd",
+        "/etc/passwd",
+        "/home/cloudshell-user/../root/x",
+        "a/../../b",
+        "",
+    ] {
+        let a = api
+            .call(
+                "getFileUploadUrls",
+                json!({"EnvironmentId": id, "FileUploadPath": bad}),
+            )
+            .await;
+        assert_eq!(a.err(), "ValidationException", "{bad:?}");
+    }
+    // Symlinks out of home are refused by the agent, in either direction.
+    sh(
+        &running,
+        &id,
+        "ln -s /etc/passwd passwd-link && ln -s / root-link",
+    );
+    let r = http
+        .get(download_url(&api, &id, "passwd-link").await)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 403);
+    let r = http
+        .put(upload_url(&api, &id, "root-link/tmp/planted").await)
+        .body("x")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(download_url(&api, &id, "no-such-file").await)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+
+    // Tampered, misused and expired URLs.
+    let good = download_url(&api, &id, "subfolder/mydownloadfile.txt").await;
+    let tampered = good.replace("subfolder%2Fmydownloadfile.txt", "subfolder%2Fother.txt");
+    assert_ne!(tampered, good);
+    assert_eq!(http.get(&tampered).send().await.expect("get").status(), 403);
+    assert_eq!(
+        http.put(&good)
+            .body("overwrite")
+            .send()
+            .await
+            .expect("put")
+            .status(),
+        403,
+        "a download URL does not upload"
+    );
+    let upload = upload_url(&api, &id, "subfolder/mydownloadfile.txt").await;
+    assert_eq!(
+        http.get(&upload).send().await.expect("get").status(),
+        403,
+        "nor the reverse"
+    );
+    let expired = signed_url(
+        &cfg,
+        &base,
+        &id,
+        "download",
+        "subfolder/mydownloadfile.txt",
+        &running.first_account.admin.arn(),
+        -60,
+    );
+    let r = http.get(&expired).send().await.expect("get");
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.expect("body").contains("expired"));
+    let too_long = signed_url(
+        &cfg,
+        &base,
+        &id,
+        "download",
+        "subfolder/mydownloadfile.txt",
+        &running.first_account.admin.arn(),
+        3600,
+    );
+    assert_eq!(http.get(&too_long).send().await.expect("get").status(), 403);
+    let control = signed_url(
+        &cfg,
+        &base,
+        &id,
+        "download",
+        "subfolder/mydownloadfile.txt",
+        &running.first_account.admin.arn(),
+        60,
+    );
+    assert_eq!(
+        http.get(&control).send().await.expect("get").status(),
+        200,
+        "the test signs as the server does"
+    );
+
+    // A full home: the upload fails, the home keeps nothing partial, and
+    // the file system still works.
+    sh(
+        &running,
+        &id,
+        "dd if=/dev/zero of=filler bs=1M count=1000 2>/dev/null || true",
+    );
+    let r = http
+        .put(upload_url(&api, &id, "too-big.bin").await)
+        .header("content-length", (64 * MIB).to_string())
+        .body(vec![7u8; 64 * MIB])
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 507);
+    let listing = sh(&running, &id, "ls -a");
+    assert!(
+        !listing.contains("too-big") && !listing.contains("seashell-upload"),
+        "{listing}"
+    );
+    sh(&running, &id, "rm filler && echo ok > after-full.txt");
+    let r = http
+        .get(download_url(&api, &id, "after-full.txt").await)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), b"ok\n");
+
+    // After a stop the URLs stop working.
+    api.call("stopEnvironment", json!({"EnvironmentId": id}))
+        .await
+        .ok();
+    api.wait_status(&id, "SUSPENDED").await;
+    assert_eq!(http.get(&control).send().await.expect("get").status(), 409);
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}
+
+/// A URL signed with the server's key, expiring `ttl` seconds from now.
+fn signed_url(
+    cfg: &seashell_server::Config,
+    base: &str,
+    id: &str,
+    op: &str,
+    path: &str,
+    principal: &str,
+    ttl: i64,
+) -> String {
+    let key = std::fs::read(cfg.data_dir.join("file-url.key")).expect("key");
+    let expires = chrono::Utc::now().timestamp() + ttl;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+    for part in [op, id, path, principal, &expires.to_string()] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("op", op)
+        .append_pair("path", path)
+        .append_pair("principal", principal)
+        .append_pair("expires", &expires.to_string())
+        .append_pair("signature", &signature)
+        .finish();
+    format!("{base}/v1/files/{id}?{query}")
+}

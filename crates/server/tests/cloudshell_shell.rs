@@ -1,0 +1,326 @@
+//! A real shell in the default image (Debian with the AWS CLI and boto3),
+//! with networking and the API at its fixed address: typed into through
+//! the data channel, it answers `aws sts get-caller-identity` and boto3's
+//! `get_caller_identity()` with the signed-in identity, without any
+//! configuration by the user; credentials are refreshed into it and
+//! withdrawn at sign-out; without PutCredentials it has none.
+//!
+//! The default image is built once into `target/images/default` (about 75
+//! seconds and 170 MB from Debian's mirror) and reused afterwards.
+
+mod common;
+
+#[path = "common/data_channel.rs"]
+mod data_channel;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::api_client::Api;
+use common::cloudshell::{config, Cleanup};
+use data_channel::DataChannelClient;
+use seashell_runtime::image::{self, BuildOptions, ImageKind, NoProgress};
+use seashell_server::store::iam::Owner;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The default image, built on first use and kept under `target/`.
+fn default_image() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/images/default");
+    let options = BuildOptions {
+        kind: ImageKind::Default,
+        output: dir.clone(),
+        force: false,
+        mirror: None,
+    };
+    let report = image::build(&options, &mut NoProgress).unwrap_or_else(|e| {
+        panic!(
+            "building the default image failed (log: {}): {e}",
+            image::build_log_path(&dir).display()
+        )
+    });
+    report.path
+}
+
+/// Signs in to the console as the first administrator (changing the
+/// one-time password) and returns (cookie header, CSRF token).
+async fn console_sign_in(running: &seashell_server::Running) -> (String, String) {
+    let base = format!("http://{}", running.local_addr);
+    let account = running.first_account.account_id.clone();
+    let one_time = running
+        .first_account
+        .new_password
+        .clone()
+        .expect("one-time password");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = client
+        .post(format!("{base}/signin/password"))
+        .form(&[
+            ("account", account.as_str()),
+            ("username", "admin"),
+            ("password", one_time.as_str()),
+            ("new_password", "Seashell-shell-2026"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 303);
+    let mut cookies = Vec::new();
+    let mut csrf = String::new();
+    for v in r.headers().get_all("set-cookie") {
+        let text = v.to_str().expect("cookie");
+        let pair = text.split(';').next().unwrap_or_default().to_string();
+        if let Some(value) = pair.strip_prefix("seashell_csrf=") {
+            csrf = value.to_string();
+        }
+        cookies.push(pair);
+    }
+    (cookies.join("; "), csrf)
+}
+
+/// A CloudShell call from the console: cookie and CSRF token, no SigV4.
+async fn console_call(base: &str, cookie: &str, csrf: &str, op: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/cloudshell/{op}"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .header("x-seashell-region", "us-east-1")
+        .json(&body)
+        .send()
+        .await
+        .expect("call");
+    let status = r.status();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(status, 200, "{op}: {v}");
+    v
+}
+
+async fn shell(created: &Value) -> DataChannelClient {
+    let url = created["StreamUrl"].as_str().expect("StreamUrl");
+    let token = created["TokenValue"].as_str().expect("TokenValue");
+    let mut client = DataChannelClient::connect(url, token)
+        .await
+        .expect("connect");
+    client.resize(200, 50).await.expect("resize");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tools_in_a_shell_use_the_signed_in_identity() {
+    let image_dir = tokio::task::spawn_blocking(default_image)
+        .await
+        .expect("build");
+    let db = common::databases().await.remove(0);
+    let mut cfg = config(&db);
+    cfg.cloudshell.image = "default".into();
+    cfg.cloudshell.image_dir = Some(image_dir);
+    cfg.cloudshell.network = true;
+    cfg.cloudshell.network_pool = "10.219.0.0/24".into();
+    let guard = Cleanup(cfg.clone());
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let base = format!("http://{}", running.local_addr);
+    let account = running.first_account.account_id.clone();
+    let admin_arn = running.first_account.admin.arn();
+
+    // From the console: the session's own credentials go into the shell.
+    let (cookie, csrf) = console_sign_in(&running).await;
+    let env = console_call(&base, &cookie, &csrf, "createEnvironment", json!({})).await;
+    let id = env["EnvironmentId"].as_str().expect("id").to_string();
+    console_call(
+        &base,
+        &cookie,
+        &csrf,
+        "startEnvironment",
+        json!({"EnvironmentId": id}),
+    )
+    .await;
+    // The first start imports the image (a copy of about 800 MB, owned by
+    // the environments' mapped ids): minutes on a small machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = console_call(
+            &base,
+            &cookie,
+            &csrf,
+            "getEnvironmentStatus",
+            json!({"EnvironmentId": id}),
+        )
+        .await;
+        if s["Status"] == "RUNNING" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never running: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    console_call(
+        &base,
+        &cookie,
+        &csrf,
+        "putCredentials",
+        json!({"EnvironmentId": id}),
+    )
+    .await;
+    let created = console_call(
+        &base,
+        &cookie,
+        &csrf,
+        "createSession",
+        json!({"EnvironmentId": id, "TabId": "console-tab"}),
+    )
+    .await;
+    let mut sh = shell(&created).await;
+    sh.type_line("echo READY-$((6*7))").await.expect("type");
+    sh.wait_for("READY-42", WAIT).await.expect("prompt");
+    sh.type_line("aws sts get-caller-identity --query Arn --output text; echo DONE-$((1+1))")
+        .await
+        .expect("type");
+    let out = sh.wait_for("DONE-2", WAIT).await.expect("aws");
+    assert!(out.contains(&admin_arn), "{out}");
+    sh.type_line(
+        "python3 -c \"import boto3; print('BOTO', boto3.client('sts').get_caller_identity()['Account'])\"",
+    )
+    .await
+    .expect("type");
+    let out = sh
+        .wait_for(&format!("BOTO {account}"), WAIT)
+        .await
+        .expect("boto3");
+    assert!(!out.contains("Traceback"), "{out}");
+    sh.type_line("aws iam get-user --query User.UserName --output text; echo DONE-$((2+1))")
+        .await
+        .expect("type");
+    let out = sh.wait_for("DONE-3", WAIT).await.expect("iam");
+    assert!(out.contains("admin"), "{out}");
+    // Nothing was written into the user's files.
+    sh.type_line("ls -a ~/.aws 2>&1 | head -1; echo DONE-$((3+1))")
+        .await
+        .expect("type");
+    let out = sh.wait_for("DONE-4", WAIT).await.expect("ls");
+    assert!(out.contains("No such file"), "{out}");
+
+    // The calls made from inside carry exec-env/CloudShell.
+    running.state().indexer.flush().await;
+    let journal = std::fs::read_to_string(cfg.data_dir.join("audit/audit.jsonl")).expect("journal");
+    let inside: Vec<Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["eventName"] == "GetCallerIdentity" || r["eventName"] == "GetUser")
+        .collect();
+    assert!(inside.len() >= 3, "{inside:?}");
+    assert!(
+        inside.iter().all(|r| r["userAgent"]
+            .as_str()
+            .is_some_and(|ua| ua.contains("exec-env/CloudShell"))),
+        "{inside:?}"
+    );
+
+    // Sign-out withdraws them from the shell.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{base}/signout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(r.status(), 303);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut n = 10;
+    loop {
+        n += 1;
+        sh.type_line(&format!(
+            "aws sts get-caller-identity --query Arn --output text 2>&1 | tail -1; echo DONE-$(({n}+0))"
+        ))
+        .await
+        .expect("type");
+        let out = sh.wait_for(&format!("DONE-{n}"), WAIT).await.expect("aws");
+        // Revoked at once by the server; withdrawn from the shell within a
+        // round of the background duties.
+        if out.contains("Unable to locate credentials") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "credentials outlived the console session"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Programmatic callers get credentials issued for their principal;
+    // without PutCredentials the shell has none.
+    let store = &running.state().store;
+    let denied = store
+        .create_user(&account, "nocreds", "/")
+        .await
+        .expect("user");
+    store
+        .put_inline_policy(
+            Owner::User,
+            &denied.user_id,
+            "DenyCredentialForwarding",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudshell:*","Resource":"*"},{"Effect":"Deny","Action":"cloudshell:PutCredentials","Resource":"*"},{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#,
+        )
+        .await
+        .expect("policy");
+    let key = store.create_access_key(&denied.user_id).await.expect("key");
+    let api = Api::new(&base, (&key.0, &key.1));
+    let nid = api.running_environment().await;
+    assert_eq!(
+        api.call("putCredentials", json!({"EnvironmentId": nid}))
+            .await
+            .err(),
+        "AccessDeniedException"
+    );
+    let created = api
+        .call("createSession", json!({"EnvironmentId": nid, "TabId": "t"}))
+        .await
+        .ok();
+    let mut sh = shell(&created).await;
+    sh.type_line("aws sts get-caller-identity 2>&1 | tail -2; echo DONE-$((4+4))")
+        .await
+        .expect("type");
+    let out = sh.wait_for("DONE-8", WAIT).await.expect("aws");
+    assert!(out.contains("Unable to locate credentials"), "{out}");
+
+    let allowed = store
+        .create_user(&account, "programmatic", "/")
+        .await
+        .expect("user");
+    store
+        .attach_policy(
+            Owner::User,
+            &allowed.user_id,
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+        )
+        .await
+        .expect("attach");
+    let key = store
+        .create_access_key(&allowed.user_id)
+        .await
+        .expect("key");
+    let api = Api::new(&base, (&key.0, &key.1));
+    let pid = api.running_environment().await;
+    api.call("putCredentials", json!({"EnvironmentId": pid}))
+        .await
+        .ok();
+    let created = api
+        .call("createSession", json!({"EnvironmentId": pid, "TabId": "t"}))
+        .await
+        .ok();
+    let mut sh = shell(&created).await;
+    sh.type_line("aws sts get-caller-identity --query Arn --output text; echo DONE-$((5+4))")
+        .await
+        .expect("type");
+    let out = sh.wait_for("DONE-9", WAIT).await.expect("aws");
+    assert!(out.contains(&allowed.arn()), "{out}");
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}
