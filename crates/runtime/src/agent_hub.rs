@@ -32,8 +32,10 @@
 //!   timeout), data-channel frames to the session's attachment,
 //!   `session_ended` to [`AgentHub::session_events`], file chunks to the
 //!   reading [`FileStream`]. It never waits for a consumer, so a slow
-//!   client cannot hold up other sessions or control answers.
-//! * Each attachment has a bounded queue ([`ATTACHMENT_QUEUE_FRAMES`]). A
+//!   client cannot hold up other sessions or control answers. Downloads
+//!   are paced instead by the stream's acknowledgements (`file_read_ack`):
+//!   the agent keeps at most a window of a download unacknowledged.
+//! * Each attachment has a bounded queue ([`ATTACHMENT_QUEUE_BYTES`]). A
 //!   client that does not drain it holds up nobody else: when the queue is
 //!   full, the attachment **overflows** — it stops receiving, its holder
 //!   drains what was queued and then sees the end
@@ -72,7 +74,7 @@ use futures_util::StreamExt;
 use seashell_protocol::agent_channel::{
     encode_frame, AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, FrameDecoder,
     FrameError, RequestId, ServerMessage, SessionEndReason, SessionId, Shell, TransferId,
-    DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION, FILE_READ_WINDOW,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -85,17 +87,34 @@ use crate::agent_client::{self, AgentClientError};
 /// How long a request waits for the agent's answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames queued for one attachment before it overflows (see the module
-/// documentation).
-pub const ATTACHMENT_QUEUE_FRAMES: usize = 1024;
+/// documentation). The agent's flow-control window bounds the *bytes* in
+/// flight, not the frames: a fast agent reading a flooding PTY sends many
+/// small frames, so the queue is measured in bytes
+/// ([`ATTACHMENT_QUEUE_BYTES`]) and this count only caps bookkeeping.
+pub const ATTACHMENT_QUEUE_FRAMES: usize = 1 << 18;
+/// Bytes of frames queued for one attachment before it overflows: several
+/// times the agent's default window (256 KiB), so only a client that stops
+/// reading (or acknowledges without reading) overflows.
+pub const ATTACHMENT_QUEUE_BYTES: usize = 8 << 20;
 /// Control requests and client frames queued for the writer; senders wait
 /// beyond that.
 pub const CONTROL_QUEUE: usize = 1024;
 /// Bytes of a download held for a [`FileStream`] that is not being read
 /// before the download is abandoned with [`HubError::SlowConsumer`]. The
-/// agent streams a file as fast as the connection takes it and the
-/// protocol has no flow control for downloads, so the reader task must not
-/// wait for the stream's consumer.
+/// reader task must not wait for the stream's consumer, so the agent paces
+/// a download by the stream's `file_read_ack`s and keeps no more than
+/// [`FILE_READ_WINDOW`] unacknowledged; this limit is the safety net for an
+/// agent that does not (protocol version 1) or misbehaves.
 pub const MAX_READ_BUFFER: usize = 64 << 20;
+/// A [`FileStream`] acknowledges (`file_read_ack`) each time its consumer
+/// has taken this many more bytes: often enough that the agent's window
+/// never runs dry while the consumer keeps up, rarely enough to cost
+/// nothing.
+pub const READ_ACK_EVERY: u64 = 1 << 20;
+// A stream whose consumer has taken everything sent acknowledges it, so a
+// download never stalls: the agent stops only with more than a window
+// less a chunk unacknowledged.
+const _: () = assert!(READ_ACK_EVERY + FILE_CHUNK as u64 <= FILE_READ_WINDOW);
 /// Size of the chunks an upload is cut into (that of the agent's
 /// downloads).
 pub const FILE_CHUNK: usize = 512 * 1024;
@@ -190,6 +209,8 @@ struct Route {
     /// detaching it still tells the agent) but receives nothing more.
     tx: Option<mpsc::Sender<Vec<u8>>>,
     dropped: Arc<AtomicU64>,
+    /// Bytes queued and not yet taken by the attachment.
+    queued: Arc<AtomicUsize>,
 }
 
 /// Where the reader sends one download's chunks.
@@ -450,6 +471,7 @@ impl AgentHub {
         let generation = shared.next_id();
         let (tx, rx) = mpsc::channel(ATTACHMENT_QUEUE_FRAMES);
         let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
         {
             let mut state = shared.lock();
             if state.closed {
@@ -463,6 +485,7 @@ impl AgentHub {
                     generation,
                     tx: Some(tx),
                     dropped: dropped.clone(),
+                    queued: queued.clone(),
                 },
             );
         }
@@ -472,6 +495,7 @@ impl AgentHub {
             generation,
             frames: rx,
             dropped,
+            queued,
             detached: false,
         };
         let session_id = id.clone();
@@ -604,6 +628,8 @@ impl AgentHub {
             buffered,
             size: 0,
             received: 0,
+            acked: 0,
+            active: false,
             done: false,
         };
         let path = path.to_owned();
@@ -620,6 +646,7 @@ impl AgentHub {
             AgentMessage::FileReadBegin { size, .. } => {
                 let mut stream = stream;
                 stream.size = size;
+                stream.active = true;
                 Ok((size, stream))
             }
             other => Err(unexpected(&other)),
@@ -682,6 +709,21 @@ impl AgentHub {
             .send(message)
             .await
             .map_err(|_| HubError::Closed)
+    }
+
+    /// Queues a message that needs no answer from code that cannot wait
+    /// (a stream's poll, a drop): at once if the control queue has room,
+    /// otherwise from a task that waits for it.
+    fn send_soon(&self, message: ServerMessage) {
+        if let Err(mpsc::error::TrySendError::Full(message)) = self.inner.control.try_send(message)
+        {
+            let control = self.inner.control.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = control.send(message).await;
+                });
+            }
+        }
     }
 }
 
@@ -754,6 +796,7 @@ pub struct Attachment {
     generation: u64,
     frames: mpsc::Receiver<Vec<u8>>,
     dropped: Arc<AtomicU64>,
+    queued: Arc<AtomicUsize>,
     detached: bool,
 }
 
@@ -769,7 +812,9 @@ impl Attachment {
     /// [overflowed](Self::overflowed), or the connection to the agent is
     /// gone (then [`AgentHub::is_closed`]).
     pub async fn next_frame(&mut self) -> Option<Vec<u8>> {
-        self.frames.recv().await
+        let frame = self.frames.recv().await?;
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
     }
 
     /// The frame receiver itself, for `select!` loops.
@@ -888,6 +933,12 @@ impl FrameSender {
 ///
 /// Ends after the last byte, or with an error (the agent's, the
 /// connection's, or [`HubError::SlowConsumer`]).
+///
+/// The agent sends only as far as the stream lets it: the stream
+/// acknowledges (`file_read_ack`) what its consumer has taken, every
+/// [`READ_ACK_EVERY`] bytes, so a slow consumer slows its own download and
+/// nothing else. Dropping the stream before the end tells the agent to
+/// stop (`file_read_abort`).
 #[derive(Debug)]
 pub struct FileStream {
     hub: AgentHub,
@@ -896,6 +947,11 @@ pub struct FileStream {
     buffered: Arc<AtomicUsize>,
     size: u64,
     received: u64,
+    /// The offset last acknowledged to the agent.
+    acked: u64,
+    /// Whether the agent may still be sending (the download started and
+    /// has not ended cleanly), so dropping the stream must abort it.
+    active: bool,
     done: bool,
 }
 
@@ -903,6 +959,29 @@ impl FileStream {
     /// The file's size, as the agent announced it.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Bytes received from the agent and not yet taken from the stream.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Whether the agent paces this download by acknowledgements.
+    fn flow_controlled(&self) -> bool {
+        self.hub.inner.version >= FILE_READ_ACK_VERSION
+    }
+
+    /// Tells the agent the consumer has taken everything received so far,
+    /// once another [`READ_ACK_EVERY`] bytes have gone.
+    fn acknowledge(&mut self) {
+        if !self.flow_controlled() || self.received - self.acked < READ_ACK_EVERY {
+            return;
+        }
+        self.acked = self.received;
+        self.hub.send_soon(ServerMessage::FileReadAck {
+            transfer_id: self.transfer_id,
+            offset: self.received,
+        });
     }
 }
 
@@ -918,6 +997,7 @@ impl Stream for FileStream {
             Poll::Ready(Some(Ok(bytes))) => {
                 self.buffered.fetch_sub(bytes.len(), Ordering::Relaxed);
                 self.received += bytes.len() as u64;
+                self.acknowledge();
                 Poll::Ready(Some(Ok(bytes)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -927,6 +1007,7 @@ impl Stream for FileStream {
             Poll::Ready(None) => {
                 self.done = true;
                 if self.received == self.size {
+                    self.active = false;
                     Poll::Ready(None)
                 } else {
                     Poll::Ready(Some(Err(HubError::Protocol(format!(
@@ -942,7 +1023,19 @@ impl Stream for FileStream {
 impl Drop for FileStream {
     fn drop(&mut self) {
         // Later chunks are discarded by the reader.
-        self.hub.inner.shared.lock().reads.remove(&self.transfer_id);
+        let closed = {
+            let mut state = self.hub.inner.shared.lock();
+            state.reads.remove(&self.transfer_id);
+            state.closed
+        };
+        // Abandoned (by its consumer, or by the hub after an error): the
+        // agent stops and closes the file. One that ended at the agent
+        // already is ignored there.
+        if self.active && !closed && self.flow_controlled() {
+            self.hub.send_soon(ServerMessage::FileReadAbort {
+                transfer_id: self.transfer_id,
+            });
+        }
     }
 }
 
@@ -1072,12 +1165,22 @@ fn route_frame(shared: &Shared, session_id: SessionId, frame: Vec<u8>) {
         route.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    match tx.try_send(frame) {
+    let len = frame.len();
+    let over = route.queued.load(Ordering::Relaxed) + len > ATTACHMENT_QUEUE_BYTES;
+    let sent = if over {
+        Err(mpsc::error::TrySendError::Full(frame))
+    } else {
+        route.queued.fetch_add(len, Ordering::Relaxed);
+        tx.try_send(frame).inspect_err(|_| {
+            route.queued.fetch_sub(len, Ordering::Relaxed);
+        })
+    };
+    match sent {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
             tracing::warn!(
                 session = %session_id,
-                queued = ATTACHMENT_QUEUE_FRAMES,
+                queued_bytes = route.queued.load(Ordering::Relaxed),
                 "the client does not keep up; its attachment overflows"
             );
             route.dropped.fetch_add(1, Ordering::Relaxed);
