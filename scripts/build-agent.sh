@@ -34,7 +34,14 @@ fi
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build -p seashell-agent --profile "$profile" --target "$target" >&2
 
-bin="$PWD/target/$target/$dir/seashell-agent"
+# Where cargo put it: CARGO_TARGET_DIR (relative to here, as for cargo) or
+# the workspace's target directory.
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in
+    /*) ;;
+    *) target_dir="$PWD/$target_dir" ;;
+esac
+bin="$target_dir/$target/$dir/seashell-agent"
 [ -x "$bin" ] || die "the build produced no $bin"
 
 # Check that nothing is loaded at run time.
