@@ -32,10 +32,12 @@ else
     die "run as root on Debian: the suite runs real containers and a PostgreSQL server"
 fi
 
-say "PostgreSQL and the AWS clients"
+say "PostgreSQL, the AWS clients and the static agent"
 SEASHELL_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 SEASHELL_TEST_AWS_BIN="$(scripts/aws-clients.sh)"
-export SEASHELL_TEST_POSTGRES_URL SEASHELL_TEST_AWS_BIN
+# Every test that runs environments uses this one static build.
+SEASHELL_AGENT_BIN="$(scripts/build-agent.sh)"
+export SEASHELL_TEST_POSTGRES_URL SEASHELL_TEST_AWS_BIN SEASHELL_AGENT_BIN
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

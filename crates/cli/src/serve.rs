@@ -15,7 +15,8 @@ use seashell_server::{Config, LogFormat, Overrides};
 pub struct ServeArgs {
     /// TOML configuration file (keys as the long flags, with underscores:
     /// listen, data_dir, database_url, public_url, log_format, tls_cert,
-    /// tls_key, regions, max_body_bytes).
+    /// tls_key, regions, max_body_bytes, and a [cloudshell] section for
+    /// environments: see docs/cloudshell.md).
     #[arg(long, env = "SEASHELL_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].

@@ -5,8 +5,10 @@
 //! configuration by the user; credentials are refreshed into it and
 //! withdrawn at sign-out; without PutCredentials it has none.
 //!
-//! The default image is built once into `target/images/default` (about 75
-//! seconds and 170 MB from Debian's mirror) and reused afterwards.
+//! The default image is built once into
+//! `target/tmp/seashell-default-image/default` (about 75 seconds and 170 MB
+//! from Debian's mirror; the runtime's default-image test shares it) and
+//! reused afterwards.
 
 mod common;
 
@@ -25,9 +27,12 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The default image, built on first use and kept under `target/`.
+/// The default image, built on first use and kept under `target/tmp`.
 fn default_image() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/images/default");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("seashell-default-image")
+        .join("default");
+    std::fs::create_dir_all(dir.parent().expect("parent")).expect("cache dir");
     let options = BuildOptions {
         kind: ImageKind::Default,
         output: dir.clone(),
