@@ -3,8 +3,15 @@
 //! served on a loopback listener, with a token table standing in for the
 //! CloudShell API's, and driven by the Rust data-channel client.
 //!
+//! The last test goes through the whole server instead: the CloudShell API
+//! creates and starts the environment and the session, and the client
+//! follows `StreamUrl` with `TokenValue`, then resumes with
+//! `resumeSession`'s token.
+//!
 //! Runs as root (it starts containers). The agent binary comes from
 //! `SEASHELL_AGENT_BIN`, or else `scripts/build-agent.sh`.
+
+mod common;
 
 #[path = "../../runtime/tests/common/mod.rs"]
 mod rt_common;
@@ -439,4 +446,141 @@ async fn data_channel_open(url: &str, token: &str) -> DataChannelClient {
     DataChannelClient::open_only(url, token)
         .await
         .unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_cloudshell_api() {
+    for db in common::databases().await {
+        through_the_api_on(db).await;
+    }
+}
+
+async fn through_the_api_on(db: common::TestDb) {
+    use common::cloudshell::{cleanup, config, Api};
+    use serde_json::json;
+
+    let cfg = config(&db);
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let key = running
+        .state()
+        .store
+        .create_access_key(&running.first_account.admin.user_id)
+        .await
+        .expect("key");
+    let api = Api::new(&format!("http://{}", running.local_addr), (&key.0, &key.1));
+    let id = api.running_environment().await;
+
+    let created = api
+        .call(
+            "createSession",
+            json!({"EnvironmentId": id, "TabId": "gateway-tab"}),
+        )
+        .await
+        .ok();
+    let session = created["SessionId"]
+        .as_str()
+        .expect("SessionId")
+        .to_string();
+    let url = created["StreamUrl"]
+        .as_str()
+        .expect("StreamUrl")
+        .to_string();
+    let token = created["TokenValue"]
+        .as_str()
+        .expect("TokenValue")
+        .to_string();
+    assert!(
+        url.ends_with(&format!("/v1/data-channel/{session}")),
+        "{url}"
+    );
+
+    let mut c = DataChannelClient::connect(&url, &token)
+        .await
+        .unwrap_or_else(|e| panic!("data channel: {e}"));
+    run(&mut c, "echo api-$((11*11))", "api-121").await;
+    c.resize(90, 33).await.expect("resize");
+    run(&mut c, "echo size=$(stty size):$((2*2))", "size=33 90:4").await;
+    // The token was spent.
+    let mut reused = DataChannelClient::open_only(&url, &token)
+        .await
+        .expect("open");
+    let closed = reused.wait_closed(WAIT).await.expect("closed");
+    assert_eq!(closed.code, 1008, "{closed:?}");
+
+    // A dropped socket, then resumeSession's token: the output continues
+    // without loss or repetition.
+    c.type_line("i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo k=$i; done; echo done-$((8*8))")
+        .await
+        .expect("typing");
+    c.wait_for("k=100\r", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.drop_socket();
+    let resumed = api
+        .call(
+            "resumeSession",
+            json!({"EnvironmentId": id, "SessionId": session}),
+        )
+        .await
+        .ok();
+    let url = resumed["StreamUrl"]
+        .as_str()
+        .expect("StreamUrl")
+        .to_string();
+    let token = resumed["TokenValue"]
+        .as_str()
+        .expect("TokenValue")
+        .to_string();
+    c.resume(&url, &token)
+        .await
+        .unwrap_or_else(|e| panic!("resume: {e}"));
+    c.wait_for("done-64", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let numbers: Vec<u32> = c
+        .text()
+        .split("\r\n")
+        .filter_map(|l| l.strip_prefix("k="))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(numbers, (1..=500).collect::<Vec<u32>>());
+    let delivered = c.delivered();
+    let expected: Vec<i64> = (0..delivered.len() as i64).collect();
+    assert_eq!(delivered, expected.as_slice());
+
+    // A reloaded tab (createSession with the same TabId) gets the same
+    // shell on a fresh terminal: a repaint of the screen, then live
+    // output; the older socket is told another connection took over.
+    let again = api
+        .call(
+            "createSession",
+            json!({"EnvironmentId": id, "TabId": "gateway-tab"}),
+        )
+        .await
+        .ok();
+    assert_eq!(again["SessionId"], session.as_str());
+    let mut fresh = DataChannelClient::connect(
+        again["StreamUrl"].as_str().expect("StreamUrl"),
+        again["TokenValue"].as_str().expect("TokenValue"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("fresh data channel: {e}"));
+    let closed = c.wait_closed(WAIT).await.expect("older socket closed");
+    assert_eq!(closed.code, 1000, "{closed:?}");
+    assert!(closed.reason.contains("Another connection"), "{closed:?}");
+    fresh
+        .wait_for("done-64", WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("repaint: {e}"));
+    run(&mut fresh, "echo fresh-$((9*9))", "fresh-81").await;
+
+    // `exit` ends the session: channel_closed, then a normal close.
+    fresh.type_line("exit").await.expect("typing");
+    let closed = fresh.wait_closed(WAIT).await.expect("closed after exit");
+    assert!(fresh.channel_closed().is_some());
+    assert_eq!(closed.code, 1000, "{closed:?}");
+
+    running.run_until(async {}).await.expect("stop");
+    cleanup(&cfg);
+    db.drop_db().await;
 }
