@@ -12,12 +12,14 @@
 #   procps          ps, used by diagnostics
 #   util-linux      nsenter (configuring environment network namespaces)
 #   coreutils       cp (image import)
+#   debootstrap     builds the default image (its test in
+#                   crates/runtime/tests/default_image.rs, and image::ensure)
 #   dnsmasq-base    the DNS servers of the network tests (the binary only:
 #                   unlike `dnsmasq`, it installs no service that would
 #                   start answering on the host's port 53)
 set -eu
 
-packages="runc busybox-static e2fsprogs mount util-linux iproute2 iptables procps coreutils dnsmasq-base"
+packages="runc busybox-static e2fsprogs mount util-linux iproute2 iptables procps coreutils dnsmasq-base debootstrap"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-runtime-deps.sh: must run as root" >&2
