@@ -1,5 +1,5 @@
-//! Environments run by the agent: start latency, attach latency, memory,
-//! and how many fit on this machine.
+//! Environments run by the agent: start latency (without and with
+//! networking), attach latency, memory, and how many fit on this machine.
 //!
 //! `cargo bench -p seashell-runtime --bench environment` measures (as
 //! root, with real containers); under `cargo test` (no `--bench` argument)
@@ -11,6 +11,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use seashell_protocol::agent_channel::{AttachMode, SessionId, Shell};
 use seashell_runtime::agent::AgentOptions;
 use seashell_runtime::agent_client::AgentClient;
 use seashell_runtime::home::DEFAULT_HOME_BYTES;
-use seashell_runtime::{EnvironmentId, HomeKey, Limits};
+use seashell_runtime::{ApiForward, EnvironmentId, HomeKey, Limits, NetworkConfig};
 
 struct Sizes {
     cold_runs: usize,
@@ -88,6 +89,50 @@ impl Bench {
         agent.attach(&s, AttachMode::Fresh).await.unwrap();
         agent.next_output(&s).await.unwrap();
         s
+    }
+}
+
+/// Cold starts from nothing: a new home volume, create, start, connect,
+/// open a session, first byte of its prompt; each environment deleted
+/// (home included) after its run.
+fn cold_starts(bench: &Bench, rt: &tokio::runtime::Runtime, runs: usize) -> Vec<Duration> {
+    let mut cold = Vec::new();
+    for i in 0..runs {
+        let id = bench.f.id(&format!("cold-{i}"));
+        let home = bench.f.home_key(&format!("cold-{i}"));
+        assert!(!bench.f.rt.home_path(&home).exists());
+        let begun = Instant::now();
+        bench.create_and_start(&id, &home).unwrap();
+        rt.block_on(async {
+            let mut agent = bench.connect(&id).await;
+            Bench::session(&mut agent, "s").await;
+        });
+        cold.push(begun.elapsed());
+        bench.f.rt.delete(&id, Some(&home)).unwrap();
+    }
+    cold
+}
+
+/// A pool of its own (the network tests use 10.100-199.x), the host's
+/// resolvers and an API forward, as the server configures them.
+fn bench_network() -> NetworkConfig {
+    let routes = Command::new("ip")
+        .args(["-4", "route"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        !routes.contains("10.98."),
+        "the host uses 10.98.0.0/16, which the benchmark needs:\n{routes}"
+    );
+    NetworkConfig {
+        pool: Ipv4Addr::new(10, 98, 0, 0),
+        prefix_len: 16,
+        api: Some(ApiForward::new(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            false,
+        )),
+        ..NetworkConfig::default()
     }
 }
 
@@ -159,26 +204,39 @@ fn main() {
 
     // Cold start: a new home volume, create, start, connect, open a
     // session, first byte of its prompt.
-    let mut cold = Vec::new();
-    for i in 0..sizes.cold_runs {
-        let id = bench.f.id(&format!("cold-{i}"));
-        let home = bench.f.home_key(&format!("cold-{i}"));
-        assert!(!bench.f.rt.home_path(&home).exists());
-        let begun = Instant::now();
-        bench.create_and_start(&id, &home).unwrap();
-        rt.block_on(async {
-            let mut agent = bench.connect(&id).await;
-            Bench::session(&mut agent, "s").await;
-        });
-        cold.push(begun.elapsed());
-        bench.f.rt.delete(&id, Some(&home)).unwrap();
-    }
+    let mut cold = cold_starts(&bench, &rt, sizes.cold_runs);
     let (p50, p95, max) = summary(&mut cold);
     rows.push((
         format!("cold start to first prompt byte ({} runs)", cold.len()),
         format!("p50 {} / p95 {} / max {}", ms(p50), ms(p95), ms(max)),
         "< 500 ms".into(),
     ));
+
+    // The same with networking: veth pair, addresses and routes, the
+    // firewall and NAT rules, name resolution and the API forward.
+    {
+        let net = Bench {
+            f: Fixture::with(
+                "bench-net",
+                Options {
+                    home_bytes: DEFAULT_HOME_BYTES,
+                    network: Some(bench_network()),
+                    ..Options::default()
+                },
+            ),
+            agent: bench.agent.clone(),
+        };
+        let mut cold = cold_starts(&net, &rt, sizes.cold_runs);
+        let (p50, p95, max) = summary(&mut cold);
+        rows.push((
+            format!(
+                "cold start to first prompt byte, with network ({} runs)",
+                cold.len()
+            ),
+            format!("p50 {} / p95 {} / max {}", ms(p50), ms(p95), ms(max)),
+            "< 500 ms".into(),
+        ));
+    }
 
     // Warm attach, RSS: one running environment.
     let id = bench.f.id("warm");
@@ -316,7 +374,7 @@ fn main() {
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let v = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
     println!(
-        "\nenvironments ({}; minimal image, no network)",
+        "\nenvironments ({}; minimal image; no network unless the row says so)",
         if full { "full run" } else { "smoke run" }
     );
     println!("{:<w$}  {:<v$}  target", "measure", "result");
