@@ -197,7 +197,14 @@ async fn shells_and_their_output_survive_a_killed_server() {
     sh.wait_for("END-7", Duration::from_secs(300))
         .await
         .expect("the rest");
-    assert_eq!(sh.duplicates(), 0, "no frame delivered twice");
+    // Frames the agent resent on resume arrive twice on the wire and are
+    // dropped by the client; what it delivered is every sequence number
+    // once, in order.
+    let delivered = sh.delivered();
+    assert!(
+        delivered.windows(2).all(|w| w[1] == w[0] + 1),
+        "output frames delivered in order, each once"
+    );
 
     let text = &sh.output()[start..];
     let end = text.windows(5).position(|w| w == b"END-7").expect("marker");

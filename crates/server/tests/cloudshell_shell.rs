@@ -27,6 +27,10 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// What the AWS CLI prints when the credentials endpoint has nothing to
+/// serve (the agent's answer, which botocore passes on).
+const NO_CREDENTIALS: &str = "no credentials are available in this environment";
+
 /// The default image, built on first use and kept under `target/tmp`.
 fn default_image() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -247,7 +251,7 @@ async fn the_tools_in_a_shell_use_the_signed_in_identity() {
         let out = sh.wait_for(&format!("DONE-{n}"), WAIT).await.expect("aws");
         // Revoked at once by the server; withdrawn from the shell within a
         // round of the background duties.
-        if out.contains("Unable to locate credentials") {
+        if out.contains(NO_CREDENTIALS) {
             break;
         }
         assert!(
@@ -291,7 +295,7 @@ async fn the_tools_in_a_shell_use_the_signed_in_identity() {
         .await
         .expect("type");
     let out = sh.wait_for("DONE-8", WAIT).await.expect("aws");
-    assert!(out.contains("Unable to locate credentials"), "{out}");
+    assert!(out.contains(NO_CREDENTIALS), "{out}");
 
     let allowed = store
         .create_user(&account, "programmatic", "/")
