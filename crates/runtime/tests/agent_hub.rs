@@ -40,6 +40,11 @@ fn agent_binary() -> PathBuf {
 
 /// Starts an environment whose init is the agent, with a home volume.
 fn start(f: &Fixture, name: &str) -> (EnvironmentId, HomeKey) {
+    start_with(f, name, &[])
+}
+
+/// The same, with extra agent flags.
+fn start_with(f: &Fixture, name: &str, agent_flags: &[&str]) -> (EnvironmentId, HomeKey) {
     let id = f.id(name);
     let home = f.home_key(name);
     let mut spec = f.spec(&id, Some(home.clone()), Limits::default());
@@ -49,6 +54,8 @@ fn start(f: &Fixture, name: &str) -> (EnvironmentId, HomeKey) {
     }
     .apply(&mut spec)
     .expect("agent spec");
+    spec.init
+        .extend(agent_flags.iter().map(|f| (*f).to_owned()));
     f.rt.create(&spec)
         .unwrap_or_else(|e| panic!("create {id}: {e}"));
     f.rt.start(&id)
@@ -187,11 +194,27 @@ impl Terminal {
     /// Processes frames until the output contains `needle`.
     async fn wait_for(&mut self, needle: &str) {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
-        while !self.text().contains(needle) {
+        let needle_bytes = needle.as_bytes();
+        // Searches only what arrived since the last look (and a needle's
+        // length before it), so a flood does not make this quadratic.
+        let mut from: usize = 0;
+        loop {
+            let start = from.saturating_sub(needle_bytes.len());
+            if self.output[start..]
+                .windows(needle_bytes.len())
+                .any(|w| w == needle_bytes)
+            {
+                return;
+            }
+            from = self.output.len();
+            let tail = |t: &Terminal| {
+                let at = t.output.len().saturating_sub(300);
+                String::from_utf8_lossy(&t.output[at..]).into_owned()
+            };
             match tokio::time::timeout_at(deadline, self.step()).await {
                 Ok(true) => {}
-                Ok(false) => panic!("attachment ended waiting for {needle:?}: {}", self.text()),
-                Err(_) => panic!("timed out waiting for {needle:?}: {}", self.text()),
+                Ok(false) => panic!("attachment ended waiting for {needle:?}: …{}", tail(self)),
+                Err(_) => panic!("timed out waiting for {needle:?}: …{}", tail(self)),
             }
         }
     }
@@ -439,7 +462,11 @@ fn files_and_errors() {
 #[test]
 fn a_client_that_does_not_keep_up_overflows_alone() {
     let f = Fixture::new("hubslow");
-    let (id, _home) = start(&f, "slow");
+    // A window far above the hub's queue, so the agent keeps sending to a
+    // client that reads nothing until the hub's limit, not the agent's,
+    // stops it.
+    let window = (64u64 << 20).to_string();
+    let (id, _home) = start_with(&f, "slow", &["--window-bytes", &window]);
     tokio_runtime().block_on(async {
         let hub = hub(&f, &id).await;
         let (slow, other) = (SessionId("slow".into()), SessionId("other".into()));
@@ -450,11 +477,12 @@ fn a_client_that_does_not_keep_up_overflows_alone() {
         }
         let mut t = Terminal::attach(&hub, &slow).await;
         let mut o = Terminal::attach(&hub, &other).await;
-        // Many small frames (a line per write, far below the agent's
-        // window) while this client reads nothing.
-        const N: u32 = 20000;
+        // More output than the hub queues for one attachment, while this
+        // client reads nothing; `cat` writes in large blocks, so the frames
+        // are large too (the agent also holds at most 10 000 of them).
+        const N: u32 = 1_500_000;
         t.type_line(&format!(
-            "i=0; while [ $i -lt {N} ]; do i=$((i+1)); echo $i; done; echo end-$((3*3))"
+            "seq 1 {N} > /tmp/numbers; cat /tmp/numbers; echo end-$((3*3))"
         ))
         .await;
         // Meanwhile the connection serves everyone else.
