@@ -23,6 +23,26 @@ pub enum AdminCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Show CloudShell usage: the environments' running time per account,
+    /// region and month, against the monthly quota.
+    Usage {
+        /// The server's TOML configuration file (for its quota and data
+        /// directory).
+        #[arg(long, env = "SEASHELL_CONFIG")]
+        config: Option<PathBuf>,
+        /// The server's data directory.
+        #[arg(long, env = "SEASHELL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The server's database, if not the SQLite file in the data directory.
+        #[arg(long, env = "SEASHELL_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 /// How to print results.
@@ -37,6 +57,58 @@ pub enum Output {
 /// Runs an administration command.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Usage {
+            config,
+            data_dir,
+            database_url,
+            account,
+            output,
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                Overrides {
+                    data_dir,
+                    database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            let store = Store::open(&config.database_url())
+                .await
+                .context("cannot open the database")?;
+            let rows = store.all_usage().await?;
+            store.close().await;
+            let quota = config.cloudshell.monthly_hours;
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter(|(a, ..)| account.as_ref().is_none_or(|want| want == a))
+                .collect();
+            match output {
+                Output::Json => {
+                    let list: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|(account, region, month, seconds)| {
+                            serde_json::json!({
+                                "AccountId": account,
+                                "Region": region,
+                                "Month": month,
+                                "Seconds": seconds,
+                                "QuotaHours": quota,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::json!({ "Usage": list }));
+                }
+                Output::Text => {
+                    for (account, region, month, seconds) in &rows {
+                        println!(
+                            "{account}\t{region}\t{month}\t{:.2} h\tof {quota} h",
+                            *seconds as f64 / 3600.0
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
         AdminCommand::Bootstrap {
             data_dir,
             database_url,

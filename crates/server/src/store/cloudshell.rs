@@ -603,6 +603,30 @@ impl Store {
         }
     }
 
+    /// Every account's usage: (account, region, month, seconds), newest
+    /// month first.
+    pub async fn all_usage(&self) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let found = sqlx::query(
+            "SELECT account_id, region, month, seconds FROM cloudshell_usage \
+             ORDER BY month DESC, account_id, region",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading usage"))?;
+        found
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("account_id")?,
+                    r.try_get("region")?,
+                    r.try_get("month")?,
+                    r.try_get("seconds")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(query_err("reading usage"))
+    }
+
     /// An account's usage rows: (region, month, seconds), newest month first.
     pub async fn usage_of_account(
         &self,
