@@ -69,9 +69,14 @@ impl Runc {
     pub fn create(&self, id: &str, bundle: &Path, log: &Path) -> Result<()> {
         let len_before = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         let mut c = self.cmd();
+        // No session keyring per container: the kernel counts keyrings per
+        // host uid (`kernel.keys.maxkeys`, 200 by default), and every
+        // environment's root is the same mapped uid, which capped a host at
+        // about 200 environments. The keyring syscalls are denied by the
+        // seccomp profile, so an environment cannot use the inherited one.
         c.arg("--log")
             .arg(log)
-            .args(["create", "--bundle"])
+            .args(["create", "--no-new-keyring", "--bundle"])
             .arg(bundle)
             .arg(id);
         let line = cmd::display(&c);
