@@ -5,6 +5,9 @@
 
 mod common;
 
+#[path = "common/data_channel.rs"]
+mod data_channel;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -631,6 +634,12 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
         .ok();
     let session = s["SessionId"].as_str().expect("id").to_string();
     let store = &running.state().store;
+    let mut client = data_channel::DataChannelClient::connect(
+        s["StreamUrl"].as_str().expect("url"),
+        s["TokenValue"].as_str().expect("token"),
+    )
+    .await
+    .expect("connect");
 
     // Console heartbeats keep an idle session alive.
     for _ in 0..10 {
@@ -655,8 +664,20 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
             std::time::Instant::now() < deadline,
             "the idle session never ended"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        client
+            .pump_for(Duration::from_millis(200))
+            .await
+            .expect("pump");
     }
+    // The client is told why.
+    let _ = client.wait_closed(Duration::from_secs(10)).await;
+    assert!(
+        client
+            .channel_closed()
+            .is_some_and(|m| m.contains("no input for too long")),
+        "{:?}",
+        client.channel_closed()
+    );
     api.wait_status(&id, "SUSPENDED").await;
 
     // Retention: a home unused past the period is deleted by the janitor,
@@ -673,6 +694,22 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
         .expect("age");
     seashell_server::envs::duties::run_once(running.state()).await;
     assert_eq!(count(), 1, "100 days is within the 120-day retention");
+    // Using the region again restarts the clock.
+    let old = seashell_server::store::now_ms() - 121 * 86_400_000;
+    store
+        .set_home_last_used(&account, &arn, "us-east-1", old)
+        .await
+        .expect("age");
+    api.call("startEnvironment", json!({"EnvironmentId": id}))
+        .await
+        .ok();
+    api.wait_status(&id, "RUNNING").await;
+    seashell_server::envs::duties::run_once(running.state()).await;
+    assert_eq!(count(), 1, "a home used again is kept");
+    api.call("stopEnvironment", json!({"EnvironmentId": id}))
+        .await
+        .ok();
+    api.wait_status(&id, "SUSPENDED").await;
     let old = seashell_server::store::now_ms() - 121 * 86_400_000;
     store
         .set_home_last_used(&account, &arn, "us-east-1", old)
@@ -695,6 +732,65 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
     assert_eq!(event["userIdentity"]["type"], "AWSService");
     assert_eq!(event["requestParameters"]["EnvironmentId"], id.as_str());
     assert_eq!(event["additionalEventData"]["principalArn"], arn.as_str());
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_maximum_duration_whatever_it_does() {
+    let db = common::databases().await.remove(0);
+    let mut cfg = config(&db);
+    cfg.cloudshell.max_session_seconds = Some(4);
+    let guard = Cleanup(cfg.clone());
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let base = format!("http://{}", running.local_addr);
+    let key = admin(&running).await;
+    let api = Api::new(&base, (&key.0, &key.1));
+    let id = api.running_environment().await;
+    let s = api
+        .call("createSession", json!({"EnvironmentId": id, "TabId": "t"}))
+        .await
+        .ok();
+    let mut client = data_channel::DataChannelClient::connect(
+        s["StreamUrl"].as_str().expect("url"),
+        s["TokenValue"].as_str().expect("token"),
+    )
+    .await
+    .expect("connect");
+    // Typing and heartbeats all along: the session still ends.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while client.channel_closed().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived its maximum"
+        );
+        api.call("sendHeartBeat", json!({"EnvironmentId": id}))
+            .await
+            .ok();
+        if client.closed().is_none() {
+            let _ = client.type_line("true").await;
+            let _ = client.pump_for(Duration::from_millis(300)).await;
+        } else {
+            break;
+        }
+    }
+    assert!(
+        client
+            .channel_closed()
+            .is_some_and(|m| m.contains("maximum duration")),
+        "{:?}",
+        client.channel_closed()
+    );
+    let row = running
+        .state()
+        .store
+        .session(s["SessionId"].as_str().expect("id"))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.end_reason.as_deref(), Some("max_duration"));
 
     running.run_until(async {}).await.expect("stop");
     drop(guard);
