@@ -6,7 +6,8 @@ mod common;
 
 use common::{sid, AgentProcess, Server};
 use seashell_protocol::agent_channel::{
-    AgentMessage, AttachMode, ErrorCode, ServerMessage, SessionEndReason,
+    AgentMessage, AttachMode, ErrorCode, Hello, Role, ServerMessage, SessionEndReason,
+    SEND_INPUT_VERSION,
 };
 use std::time::Duration;
 
@@ -440,4 +441,92 @@ async fn a_fresh_attach_restores_a_full_screen_program() {
     server.type_text(&s, "\x03").await;
     server.type_text(&s, "echo bac''k\r").await;
     server.wait_output(&s, "back").await;
+}
+
+#[tokio::test]
+async fn input_sent_by_the_server_reaches_the_shell_like_keystrokes() {
+    let agent = AgentProcess::start();
+    let mut server = Server::connect(&agent).await;
+    let s = sid("s-send-input");
+    server.open_attached(&s).await;
+    // The arithmetic keeps the echoed command line itself from matching.
+    let reply = server
+        .request(|request_id| ServerMessage::SendInput {
+            request_id,
+            session_id: s.clone(),
+            data: b"echo sent-$((6*7))\r".as_slice().into(),
+        })
+        .await;
+    assert!(matches!(reply, AgentMessage::Ok { .. }), "{reply:?}");
+    server.wait_output(&s, "sent-42").await;
+
+    // It counts as input for the idle clock.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let idle_before = idle_ms(&mut server).await;
+    assert!(idle_before >= 1000, "{idle_before}");
+    let reply = server
+        .request(|request_id| ServerMessage::SendInput {
+            request_id,
+            session_id: s.clone(),
+            data: b"\r".as_slice().into(),
+        })
+        .await;
+    assert!(matches!(reply, AgentMessage::Ok { .. }), "{reply:?}");
+    let idle_after = idle_ms(&mut server).await;
+    assert!(idle_after < idle_before, "{idle_after} vs {idle_before}");
+
+    let reply = server
+        .request(|request_id| ServerMessage::SendInput {
+            request_id,
+            session_id: sid("s-nobody"),
+            data: b"true\r".as_slice().into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            reply,
+            AgentMessage::Error {
+                code: ErrorCode::UnknownSession,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_input_is_refused_on_a_connection_of_an_older_version() {
+    let agent = AgentProcess::start();
+    let mut hello = Hello::new(Role::Server, "test").with_environment("env-test");
+    hello.max_version = SEND_INPUT_VERSION - 1;
+    let mut server = Server::connect_with(&agent, hello).await;
+    let s = sid("s-old-peer");
+    server.open_attached(&s).await;
+    let reply = server
+        .request(|request_id| ServerMessage::SendInput {
+            request_id,
+            session_id: s.clone(),
+            data: b"true\r".as_slice().into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            reply,
+            AgentMessage::Error {
+                code: ErrorCode::UnsupportedVersion,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+async fn idle_ms(server: &mut Server) -> u64 {
+    let status = server
+        .request(|request_id| ServerMessage::Status { request_id })
+        .await;
+    let AgentMessage::Status { status, .. } = status else {
+        panic!("{status:?}");
+    };
+    status.sessions[0].idle_ms.unwrap()
 }

@@ -7,7 +7,7 @@ use seashell_protocol::agent_channel::{
     encode_frame, negotiate, AgentMessage, AgentStatus, AttachMode, Binary, Credentials, ErrorCode,
     FrameDecoder, FrameError, Hello, RequestId, Role, ServerMessage, SessionEndReason, SessionId,
     SessionSummary, Shell, TransferId, DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION,
-    FILE_READ_WINDOW, PROTOCOL_VERSION,
+    FILE_READ_WINDOW, PROTOCOL_VERSION, SEND_INPUT_VERSION,
 };
 use seashell_protocol::Secret;
 use std::collections::BTreeMap;
@@ -54,6 +54,11 @@ fn all_server_messages() -> Vec<ServerMessage> {
         ServerMessage::DataChannel {
             session_id: sid("s-1"),
             frame: Binary(vec![0, 1, 2, 255]),
+        },
+        ServerMessage::SendInput {
+            request_id: r,
+            session_id: sid("s-1"),
+            data: Binary(b"ls -l\r".to_vec()),
         },
         ServerMessage::PutCredentials {
             request_id: r,
@@ -235,13 +240,19 @@ fn hello_json_and_negotiation() {
     let server = Hello::new(Role::Server, "0.1.0");
     assert_eq!(
         serde_json::to_string(&ServerMessage::Hello(server.clone())).unwrap(),
-        r#"{"type":"hello","protocol":"seashell-agent","role":"server","min_version":1,"max_version":2,"software_version":"0.1.0"}"#
+        r#"{"type":"hello","protocol":"seashell-agent","role":"server","min_version":1,"max_version":3,"software_version":"0.1.0"}"#
     );
     let agent_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":4,"software_version":"9.9.9","future_member":true}"#;
     let AgentMessage::Hello(agent) = serde_json::from_str(agent_json).unwrap() else {
         panic!("not a hello");
     };
-    assert_eq!(negotiate(&server, &agent), Ok(2));
+    assert_eq!(negotiate(&server, &agent), Ok(3));
+    // A version-2 peer (no send_input) is still spoken to.
+    let v2_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":2,"software_version":"0.1.0"}"#;
+    let AgentMessage::Hello(v2) = serde_json::from_str(v2_json).unwrap() else {
+        panic!("not a hello");
+    };
+    assert_eq!(negotiate(&server, &v2), Ok(2));
     // A version-1 peer (no flow-controlled downloads) is still spoken to.
     let old_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":1,"software_version":"0.1.0"}"#;
     let AgentMessage::Hello(old) = serde_json::from_str(old_json).unwrap() else {
@@ -249,6 +260,29 @@ fn hello_json_and_negotiation() {
     };
     assert_eq!(negotiate(&server, &old), Ok(1));
     const { assert!(FILE_READ_ACK_VERSION > 1 && FILE_READ_ACK_VERSION <= PROTOCOL_VERSION) };
+    const {
+        assert!(
+            SEND_INPUT_VERSION > FILE_READ_ACK_VERSION && SEND_INPUT_VERSION <= PROTOCOL_VERSION
+        )
+    };
+}
+
+#[test]
+fn golden_send_input_json() {
+    let send = ServerMessage::SendInput {
+        request_id: RequestId(5),
+        session_id: sid("s-1"),
+        data: Binary(b"echo hi\r".to_vec()),
+    };
+    let json = r#"{"type":"send_input","request_id":5,"session_id":"s-1","data":"ZWNobyBoaQ0="}"#;
+    assert_eq!(serde_json::to_string(&send).unwrap(), json);
+    assert_eq!(serde_json::from_str::<ServerMessage>(json).unwrap(), send);
+    assert_eq!(send.request_id(), Some(RequestId(5)));
+    // The bytes are required: an input without any means nothing.
+    assert!(serde_json::from_str::<ServerMessage>(
+        r#"{"type":"send_input","request_id":5,"session_id":"s-1"}"#
+    )
+    .is_err());
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use seashell_protocol::agent_channel::{
     AgentMessage, Binary, ErrorCode, RequestId, ServerMessage, SessionEndReason, SessionId,
-    TransferId, FILE_READ_ACK_VERSION, FILE_READ_WINDOW,
+    TransferId, FILE_READ_ACK_VERSION, FILE_READ_WINDOW, MAX_SEND_INPUT_LEN, SEND_INPUT_VERSION,
 };
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
@@ -185,6 +185,20 @@ async fn handle_inner(
             }
             None => Some(unknown_session(None, &session_id)),
         },
+        ServerMessage::SendInput {
+            request_id,
+            session_id,
+            data,
+        } => Some(
+            send_input(
+                agent,
+                connection,
+                request_id,
+                &session_id,
+                data.into_inner(),
+            )
+            .await,
+        ),
         ServerMessage::PutCredentials {
             request_id,
             credentials,
@@ -322,6 +336,51 @@ async fn handle_inner(
             tracing::warn!(?request_id, ?code, %message, "the server reported an error");
             None
         }
+    }
+}
+
+/// Types server-sent bytes into a session, refused on a connection that
+/// agreed on a version without `send_input` (the server should not have
+/// sent it) and beyond the pending-input cap.
+async fn send_input(
+    agent: &Arc<Agent>,
+    connection: &Connection,
+    request_id: RequestId,
+    session_id: &SessionId,
+    data: Vec<u8>,
+) -> AgentMessage {
+    if connection.version < SEND_INPUT_VERSION {
+        return error_reply(
+            request_id,
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "send_input needs protocol version {SEND_INPUT_VERSION}; this connection agreed on {}",
+                connection.version
+            ),
+        );
+    }
+    if data.len() > MAX_SEND_INPUT_LEN {
+        return error_reply(
+            request_id,
+            ErrorCode::BadRequest,
+            format!("input of {} bytes exceeds {MAX_SEND_INPUT_LEN}", data.len()),
+        );
+    }
+    let Some(session) = agent.session(session_id) else {
+        return unknown_session(Some(request_id), session_id);
+    };
+    let len = data.len();
+    match session.input(data).await {
+        Some(true) => {
+            tracing::info!(%session_id, bytes = len, "input sent by the server");
+            AgentMessage::Ok { request_id }
+        }
+        Some(false) => error_reply(
+            request_id,
+            ErrorCode::BadRequest,
+            "the shell is not reading its input; the pending input is full",
+        ),
+        None => unknown_session(Some(request_id), session_id),
     }
 }
 

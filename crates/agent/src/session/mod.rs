@@ -103,6 +103,11 @@ enum Command {
     },
     Detach,
     Frame(Vec<u8>),
+    /// Input from the server, answered with whether it was taken.
+    Input {
+        data: Vec<u8>,
+        done: oneshot::Sender<bool>,
+    },
     Close {
         reason: SessionEndReason,
         done: oneshot::Sender<()>,
@@ -137,6 +142,15 @@ impl SessionHandle {
     /// A data-channel frame from the client.
     pub fn frame(&self, frame: Vec<u8>) {
         let _ = self.commands.send(Command::Frame(frame));
+    }
+
+    /// Bytes to type into the shell as if the client had typed them.
+    /// `None` if the session has ended; `Some(false)` if its pending input
+    /// is full and the bytes were dropped, as keystrokes would be.
+    pub async fn input(&self, data: Vec<u8>) -> Option<bool> {
+        let (done, wait) = oneshot::channel();
+        self.commands.send(Command::Input { data, done }).ok()?;
+        wait.await.ok()
     }
 
     /// Ends the session; returns once the shell is gone and the end has
@@ -293,6 +307,10 @@ impl Task {
                 self.set_connected(false);
             }
             Command::Frame(frame) => return self.on_frame(&frame).await,
+            Command::Input { data, done } => {
+                let taken = self.take_input(&data, Instant::now());
+                let _ = done.send(taken);
+            }
             Command::Close { reason, done } => {
                 return Some(Ending::Closed {
                     reason,
@@ -301,6 +319,24 @@ impl Task {
             }
         }
         None
+    }
+
+    /// Queues keyboard input (the client's or the server's) for the
+    /// shell; returns `false` if it was dropped because the shell is not
+    /// reading what is already pending.
+    fn take_input(&mut self, bytes: &[u8], now: Instant) -> bool {
+        self.info.touch_input(now);
+        if self.input.len() + bytes.len() > MAX_PENDING_INPUT {
+            tracing::warn!(
+                pending = self.input.len(),
+                dropped = bytes.len(),
+                "the shell is not reading its input; keystrokes dropped"
+            );
+            false
+        } else {
+            self.input.extend_from_slice(bytes);
+            true
+        }
     }
 
     fn set_connected(&mut self, connected: bool) {
@@ -347,16 +383,7 @@ impl Task {
         for event in handled.events {
             match event {
                 ChannelEvent::Input(bytes) => {
-                    self.info.touch_input(now);
-                    if self.input.len() + bytes.len() > MAX_PENDING_INPUT {
-                        tracing::warn!(
-                            pending = self.input.len(),
-                            dropped = bytes.len(),
-                            "the shell is not reading its input; keystrokes dropped"
-                        );
-                    } else {
-                        self.input.extend_from_slice(&bytes);
-                    }
+                    self.take_input(&bytes, now);
                 }
                 ChannelEvent::Resize { cols, rows } => {
                     if let Err(e) = self.pty.resize(cols, rows) {

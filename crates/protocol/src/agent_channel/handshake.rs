@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_NAME: &str = "seashell-agent";
 /// The newest protocol version this crate speaks. Version 2 added
 /// flow-controlled downloads (see
-/// [`FILE_READ_ACK_VERSION`](super::messages::FILE_READ_ACK_VERSION)).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// [`FILE_READ_ACK_VERSION`](super::messages::FILE_READ_ACK_VERSION));
+/// version 3 added input typed by the server (see
+/// [`SEND_INPUT_VERSION`](super::messages::SEND_INPUT_VERSION)).
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The oldest protocol version this crate speaks.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

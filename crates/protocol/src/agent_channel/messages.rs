@@ -51,6 +51,15 @@ pub const FILE_READ_WINDOW: u64 = 8 << 20;
 /// server sends neither and the agent streams a file without waiting.
 pub const FILE_READ_ACK_VERSION: u32 = 2;
 
+/// The first protocol version with [`SendInput`](ServerMessage::SendInput).
+/// The server never sends it to an older agent, which would not know it.
+pub const SEND_INPUT_VERSION: u32 = 3;
+
+/// The most bytes one [`SendInput`](ServerMessage::SendInput) may carry:
+/// the agent's cap on a session's pending input, so one message can never
+/// be refused for its size alone once the shell has read what came before.
+pub const MAX_SEND_INPUT_LEN: usize = 1 << 20;
+
 /// The shell program of a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -248,6 +257,22 @@ pub enum ServerMessage {
         session_id: SessionId,
         /// The encoded `ClientMessage`.
         frame: Binary,
+    },
+    /// Bytes typed into the session's shell on the server's behalf (e.g. a
+    /// command approved through the CloudShell API), as if the user had
+    /// typed them: they join the session's pending keyboard input, with the
+    /// same priority and the same cap, and count as input activity for the
+    /// idle timeout. Answered by `ok`, or `error` with `unknown_session`
+    /// (no such session) or `bad_request` (more than
+    /// [`MAX_SEND_INPUT_LEN`] bytes, or the input cap reached). From
+    /// protocol version [`SEND_INPUT_VERSION`].
+    SendInput {
+        /// Request id.
+        request_id: RequestId,
+        /// The session.
+        session_id: SessionId,
+        /// The bytes, unchanged (e.g. `ls\r`).
+        data: Binary,
     },
     /// Credentials to serve from now on, replacing any others. Answered by
     /// `ok`.
@@ -447,6 +472,7 @@ impl ServerMessage {
             ServerMessage::OpenSession { request_id, .. }
             | ServerMessage::AttachSession { request_id, .. }
             | ServerMessage::CloseSession { request_id, .. }
+            | ServerMessage::SendInput { request_id, .. }
             | ServerMessage::PutCredentials { request_id, .. }
             | ServerMessage::WithdrawCredentials { request_id }
             | ServerMessage::FileWriteBegin { request_id, .. }

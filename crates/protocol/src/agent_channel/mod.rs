@@ -26,5 +26,5 @@ pub use handshake::{negotiate, HandshakeError, Hello, Role, PROTOCOL_NAME, PROTO
 pub use messages::{
     AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, RequestId, ServerMessage,
     SessionEndReason, SessionId, SessionSummary, Shell, TransferId, FILE_READ_ACK_VERSION,
-    FILE_READ_WINDOW,
+    FILE_READ_WINDOW, MAX_SEND_INPUT_LEN, SEND_INPUT_VERSION,
 };
