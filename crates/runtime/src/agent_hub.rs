@@ -74,7 +74,7 @@ use futures_util::StreamExt;
 use seashell_protocol::agent_channel::{
     encode_frame, AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, FrameDecoder,
     FrameError, RequestId, ServerMessage, SessionEndReason, SessionId, Shell, TransferId,
-    DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION, FILE_READ_WINDOW,
+    DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION, FILE_READ_WINDOW, SEND_INPUT_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -169,6 +169,21 @@ pub enum HubError {
         "the download was abandoned: more than {MAX_READ_BUFFER} bytes were waiting to be read"
     )]
     SlowConsumer,
+    /// The attachment was replaced by a newer one, or ended; its client's
+    /// frames are no longer relayed.
+    #[error("the session's attachment was replaced or has ended")]
+    NotAttached,
+    /// The agent's agreed protocol version lacks the request; it was not
+    /// sent (an older agent would not understand it).
+    #[error("the agent speaks protocol version {agreed}; {what} needs version {needs}")]
+    Unsupported {
+        /// The request.
+        what: &'static str,
+        /// The first version that has it.
+        needs: u32,
+        /// The version agreed with this agent.
+        agreed: u32,
+    },
 }
 
 impl From<AgentClientError> for HubError {
@@ -417,6 +432,33 @@ impl AgentHub {
                     request_id,
                     session_id,
                     reason,
+                }
+            })
+            .await?;
+        expect_ok(answer)
+    }
+
+    /// Types `data` into a session's shell as if its user had typed it.
+    /// Refused without sending when the agent's protocol version predates
+    /// `send_input`.
+    #[tracing::instrument(name = "agent_hub.send_input", level = "debug", skip_all, fields(session = %id, bytes = data.len()))]
+    pub async fn send_input(&self, id: &SessionId, data: &[u8]) -> Result<(), HubError> {
+        let agreed = self.inner.version;
+        if agreed < SEND_INPUT_VERSION {
+            return Err(HubError::Unsupported {
+                what: "send_input",
+                needs: SEND_INPUT_VERSION,
+                agreed,
+            });
+        }
+        let session_id = id.clone();
+        let data = data.to_vec().into();
+        let answer = self
+            .request(Queue::Control, "ok", |request_id| {
+                ServerMessage::SendInput {
+                    request_id,
+                    session_id,
+                    data,
                 }
             })
             .await?;
@@ -833,6 +875,7 @@ impl Attachment {
         FrameSender {
             hub: self.hub.clone(),
             session: self.session.clone(),
+            generation: self.generation,
         }
     }
 
@@ -914,18 +957,44 @@ impl Drop for Attachment {
 pub struct FrameSender {
     hub: AgentHub,
     session: SessionId,
+    generation: u64,
 }
 
 impl FrameSender {
     /// Sends one data-channel frame from the client to the agent,
-    /// unchanged; waits while the writer's queue is full.
+    /// unchanged; waits while the writer's queue is full. Refused with
+    /// [`HubError::NotAttached`] once a newer attachment replaced this one
+    /// or it was detached: a late frame of an old client must not reach the
+    /// new client's channel (after a fresh attach the sequence numbers
+    /// start again from 0, and a stale frame would take a new one's place).
     pub async fn send_frame(&self, frame: Vec<u8>) -> Result<(), HubError> {
-        self.hub
-            .send(ServerMessage::DataChannel {
-                session_id: self.session.clone(),
-                frame: frame.into(),
-            })
+        let permit = self
+            .hub
+            .inner
+            .control
+            .reserve()
             .await
+            .map_err(|_| HubError::Closed)?;
+        // Checked and queued under the lock that `attach` registers under
+        // before it queues `attach_session`: either this frame is queued
+        // first, or it sees the newer attachment and is refused.
+        let state = self.hub.inner.shared.lock();
+        let current = state
+            .attachments
+            .get(&self.session)
+            .is_some_and(|r| r.generation == self.generation);
+        if !current {
+            return Err(if state.closed {
+                HubError::Closed
+            } else {
+                HubError::NotAttached
+            });
+        }
+        permit.send(ServerMessage::DataChannel {
+            session_id: self.session.clone(),
+            frame: frame.into(),
+        });
+        Ok(())
     }
 }
 

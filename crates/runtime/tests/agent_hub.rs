@@ -152,7 +152,11 @@ impl Terminal {
                     .expect("ack")
                     .encode()
                     .expect("encode ack");
-                self.attachment.send_frame(ack).await.expect("send ack");
+                // A replaced attachment's acknowledgements are refused.
+                match self.attachment.send_frame(ack).await {
+                    Ok(()) | Err(HubError::NotAttached) => {}
+                    Err(e) => panic!("send ack: {e}"),
+                }
                 if let Receive::Deliver(ms) = self.incoming.receive(m.sequence_number, m) {
                     for m in ms {
                         self.deliver(m).await;
@@ -299,6 +303,12 @@ fn sessions_share_one_connection() {
         tokio::time::timeout(TIMEOUT, async { while tb.step().await {} })
             .await
             .expect("the first attachment ends");
+        // The replaced client's late frames are refused, not relayed into
+        // the newer channel.
+        assert!(matches!(
+            older.send_frame(b"late".to_vec()).await,
+            Err(HubError::NotAttached)
+        ));
         drop(older);
         drop(tb);
         tb2.run("echo again-$((40+4))", "again-44").await;

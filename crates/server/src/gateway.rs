@@ -58,7 +58,7 @@ use seashell_protocol::data_channel::{
     ClientMessage, DecodeLimits, MessageType, OpenDataChannelInput, PayloadType,
     DEFAULT_MAX_PAYLOAD_LEN, PAYLOAD_OFFSET,
 };
-use seashell_runtime::agent_hub::{Attachment, FrameSender};
+use seashell_runtime::agent_hub::{Attachment, FrameSender, HubError};
 use tokio::sync::{broadcast, mpsc};
 use tracing::Instrument;
 
@@ -437,8 +437,10 @@ async fn from_client(
             }
         }
         // Relayed as received, not re-encoded.
-        if sender.send_frame(frame.to_vec()).await.is_err() {
-            return End::AgentGone;
+        match sender.send_frame(frame.to_vec()).await {
+            Ok(()) => {}
+            Err(HubError::NotAttached) => return End::AttachmentEnded,
+            Err(_) => return End::AgentGone,
         }
     }
     End::ClientGone
