@@ -381,7 +381,7 @@ fn request_ids() {
         .iter()
         .filter(|m| m.request_id().is_some())
         .count();
-    assert_eq!(with_ids, 9);
+    assert_eq!(with_ids, 10);
     assert_eq!(
         AgentMessage::Ok {
             request_id: RequestId(5)
