@@ -796,3 +796,187 @@ async fn a_session_ends_at_its_maximum_duration_whatever_it_does() {
     drop(guard);
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_commands_run_in_the_latest_shell_and_stay_out_of_the_journal() {
+    let db = common::databases().await.remove(0);
+    let cfg = config(&db);
+    let guard = Cleanup(cfg.clone());
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let base = format!("http://{}", running.local_addr);
+    let key = admin(&running).await;
+    let api = Api::new(&base, (&key.0, &key.1));
+    let id = api.running_environment().await;
+
+    // No shell yet: nowhere to run it.
+    let none = api
+        .call(
+            "approveCommand",
+            json!({"EnvironmentId": id, "Command": "true"}),
+        )
+        .await;
+    assert_eq!(none.err(), "ConflictException", "{none:?}");
+    assert!(
+        none.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("open a shell first")),
+        "{none:?}"
+    );
+
+    // Two shells: the command goes to the one opened last.
+    let first = api
+        .call("createSession", json!({"EnvironmentId": id, "TabId": "t1"}))
+        .await
+        .ok();
+    let second = api
+        .call("createSession", json!({"EnvironmentId": id, "TabId": "t2"}))
+        .await
+        .ok();
+    let mut older = data_channel::DataChannelClient::connect(
+        first["StreamUrl"].as_str().expect("url"),
+        first["TokenValue"].as_str().expect("token"),
+    )
+    .await
+    .expect("connect");
+    let mut latest = data_channel::DataChannelClient::connect(
+        second["StreamUrl"].as_str().expect("url"),
+        second["TokenValue"].as_str().expect("token"),
+    )
+    .await
+    .expect("connect");
+    // A marker that only a shell's arithmetic produces, never the echo
+    // of the command line; the tab must survive as it is.
+    let command = "echo approved-$((20+22))\t# s3cr3t-marker";
+    api.call(
+        "approveCommand",
+        json!({"EnvironmentId": id, "Command": command}),
+    )
+    .await
+    .ok();
+    latest
+        .wait_for("approved-42", Duration::from_secs(15))
+        .await
+        .expect("the command ran in the latest shell");
+    older
+        .pump_for(Duration::from_millis(500))
+        .await
+        .expect("pump");
+    assert!(
+        !older.text().contains("approved-42"),
+        "the older shell ran it too: {:?}",
+        older.text()
+    );
+
+    // Refused: more than one line, control characters, empty, too long.
+    for (bad, rule) in [
+        ("echo one\necho two".to_string(), "single line"),
+        ("echo one\recho two".to_string(), "single line"),
+        ("echo \u{3}".to_string(), "control characters"),
+        (String::new(), "empty"),
+        ("x".repeat(65413), "at most 65412"),
+    ] {
+        let refused = api
+            .call(
+                "approveCommand",
+                json!({"EnvironmentId": id, "Command": bad}),
+            )
+            .await;
+        assert_eq!(refused.err(), "ValidationException", "{refused:?}");
+        assert!(
+            refused.body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(rule)),
+            "{rule}: {refused:?}"
+        );
+    }
+    // The longest command allowed is taken (and a shell reads it).
+    let longest = format!("#{}", "x".repeat(65411));
+    api.call(
+        "approveCommand",
+        json!({"EnvironmentId": id, "Command": longest}),
+    )
+    .await
+    .ok();
+
+    // Without cloudshell:ApproveCommand, no command runs.
+    let launcher = user(
+        &running,
+        "launcher",
+        &[],
+        &[(
+            "NoApprove",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cloudshell:CreateEnvironment","cloudshell:GetEnvironmentStatus","cloudshell:StartEnvironment","cloudshell:CreateSession"],"Resource":"*"}]}"#.to_string(),
+        )],
+    )
+    .await;
+    let launcher = Api::new(&base, (&launcher.0, &launcher.1));
+    let lid = launcher.running_environment().await;
+    launcher
+        .call("createSession", json!({"EnvironmentId": lid, "TabId": "t"}))
+        .await
+        .ok();
+    let denied = launcher
+        .call(
+            "approveCommand",
+            json!({"EnvironmentId": lid, "Command": "true"}),
+        )
+        .await;
+    assert_eq!(denied.err(), "AccessDeniedException", "{denied:?}");
+    assert!(
+        denied.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cloudshell:ApproveCommand")),
+        "{denied:?}"
+    );
+    // Nor in someone else's environment.
+    let theirs = api
+        .call(
+            "approveCommand",
+            json!({"EnvironmentId": lid, "Command": "true"}),
+        )
+        .await;
+    assert_eq!(theirs.err(), "ResourceNotFoundException", "{theirs:?}");
+
+    // Once the shells are gone there is nothing to run it in again.
+    for s in [&first, &second] {
+        api.call(
+            "deleteSession",
+            json!({"EnvironmentId": id, "SessionId": s["SessionId"]}),
+        )
+        .await
+        .ok();
+    }
+    let gone = api
+        .call(
+            "approveCommand",
+            json!({"EnvironmentId": id, "Command": "true"}),
+        )
+        .await;
+    assert_eq!(gone.err(), "ConflictException", "{gone:?}");
+
+    // The journal has the calls, the command's length, never its text.
+    running.state().indexer.flush().await;
+    let text = std::fs::read_to_string(cfg.data_dir.join("audit/audit.jsonl")).expect("journal");
+    assert!(!text.contains("s3cr3t-marker"), "the command was recorded");
+    assert!(!text.contains("approved-$"), "the command was recorded");
+    let j = journal(&cfg.data_dir);
+    let approved = records(&j, "ApproveCommand");
+    let ok: Vec<_> = approved
+        .iter()
+        .filter(|r| r["errorCode"].is_null())
+        .collect();
+    assert_eq!(ok.len(), 2, "{approved:?}");
+    assert_eq!(ok[0]["requestParameters"]["EnvironmentId"], json!(id));
+    assert_eq!(
+        ok[0]["requestParameters"]["CommandLength"],
+        json!(command.len())
+    );
+    assert!(ok[0]["requestParameters"].get("Command").is_none());
+    assert!(approved
+        .iter()
+        .any(|r| r["errorCode"] == "AccessDeniedException"));
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use rand::RngCore as _;
-use seashell_protocol::agent_channel::{AttachMode, SessionEndReason, SessionId, Shell};
+use seashell_protocol::agent_channel::{AttachMode, ErrorCode, SessionEndReason, SessionId, Shell};
 use seashell_runtime::agent_hub::HubError;
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,39 @@ pub struct CreatedSession {
     pub token: String,
     /// Where to open the data channel.
     pub stream_url: String,
+}
+
+/// The longest command `approveCommand` takes, in bytes (CloudShell's own
+/// limit).
+pub const MAX_APPROVED_COMMAND: usize = 65412;
+
+/// A command to type into a shell must be one line of printable text, so
+/// what runs is exactly the one command that was approved: a newline would
+/// run a second one, and other control characters could edit the line
+/// (Ctrl-U, Ctrl-W), interrupt what runs (Ctrl-C) or leave the line
+/// editor's modes. A tab is the one allowed, as people paste them.
+fn check_command(command: &str) -> Result<(), ApiError> {
+    if command.is_empty() {
+        return Err(validation("Command must not be empty."));
+    }
+    if command.len() > MAX_APPROVED_COMMAND {
+        return Err(validation(format!(
+            "Command is {} bytes; it must be at most {MAX_APPROVED_COMMAND}.",
+            command.len()
+        )));
+    }
+    if command.contains(['\n', '\r']) {
+        return Err(validation(
+            "Command must be a single line: it must not contain line breaks.",
+        ));
+    }
+    if let Some(c) = command.chars().find(|&c| c.is_control() && c != '\t') {
+        return Err(validation(format!(
+            "Command must not contain control characters other than tab (found U+{:04X}).",
+            u32::from(c)
+        )));
+    }
+    Ok(())
 }
 
 /// Terminal size until the client says otherwise.
@@ -245,6 +278,71 @@ impl Environments {
                     .await;
             }
         }
+    }
+
+    /// `approveCommand`: types `command` and Enter into the caller's most
+    /// recently opened live shell of the environment, as if the caller had
+    /// typed it there.
+    pub async fn approve_command(
+        &self,
+        caller: &Caller,
+        id: &str,
+        command: &str,
+    ) -> Result<(), ApiError> {
+        check_command(command)?;
+        let env = self.owned(caller, id).await?;
+        if env.status != RUNNING {
+            return Err(conflict(format!(
+                "The environment is {}; start it and open a shell first.",
+                env.status
+            )));
+        }
+        let target = self
+            .store()
+            .live_sessions(id)
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .into_iter()
+            .filter(|s| s.principal_arn == caller.arn)
+            .max_by_key(|s| s.created_at)
+            .ok_or_else(|| {
+                conflict(
+                    "The environment has no open shell to run the command in; open a shell first.",
+                )
+            })?;
+        let hub = self
+            .hub(id)
+            .ok_or_else(|| conflict("The environment is not running."))?;
+        let mut input = Vec::with_capacity(command.len() + 1);
+        input.extend_from_slice(command.as_bytes());
+        // Enter, as a terminal sends it.
+        input.push(b'\r');
+        match hub
+            .send_input(&SessionId(target.session_id.clone()), &input)
+            .await
+        {
+            Ok(()) => {}
+            Err(HubError::Agent {
+                code: ErrorCode::UnknownSession,
+                ..
+            }) => {
+                // The shell ended under us; the agent's report of it records
+                // the end.
+                return Err(conflict(
+                    "The shell ended before the command reached it; open a shell first.",
+                ));
+            }
+            Err(e @ HubError::Unsupported { .. }) => {
+                return Err(conflict(format!(
+                    "The environment's agent is too old to run approved commands ({e}); restart the environment."
+                )))
+            }
+            Err(e) => return Err(hub_error(e)),
+        }
+        self.touch(&env).await;
+        // The command's text stays out of the logs: it may hold secrets.
+        tracing::info!(environment = %id, session = %target.session_id, bytes = command.len(), "approved command sent");
+        Ok(())
     }
 
     /// `sendHeartBeat`: pointer activity in the console keeps the sessions

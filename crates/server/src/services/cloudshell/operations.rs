@@ -434,11 +434,10 @@ pub(super) async fn run(
             let req: ApproveCommandRequest = decode(body)?;
             let id = req.environment_id.as_str();
             authorize(env_arn(id), Context::new()).await?;
-            envs.owned(caller, id).await?;
-            let _ = req.command;
-            Err(validation(
-                "ApproveCommand needs a console page that sends commands; Seashell has none yet.",
-            ))
+            envs.approve_command(caller, id, &req.command).await?;
+            // The command itself is never recorded: it may hold secrets.
+            let params = json!({"EnvironmentId": id, "CommandLength": req.command.len()});
+            Ok(reply(operation, json!({}), Some(params), None))
         }
     }
 }
