@@ -161,11 +161,17 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let handle = axum_server::Handle::new();
     let task = match tls {
         Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            let server = axum_server::from_tcp_rustls(listener, tls)
+                .map(|a| a.acceptor(axum_server::accept::NoDelayAcceptor::new()))
+                .handle(handle.clone());
             tokio::spawn(async move { server.serve(app).await })
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            // Keystrokes and acknowledgements are small writes: without
+            // TCP_NODELAY each waits for the peer's delayed ACK (~40 ms).
+            let server = axum_server::from_tcp(listener)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+                .handle(handle.clone());
             tokio::spawn(async move { server.serve(app).await })
         }
     };

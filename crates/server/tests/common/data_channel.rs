@@ -111,7 +111,8 @@ impl DataChannelClient {
     /// Opens the socket and sends the opening frame, without waiting.
     pub async fn open(&mut self, url: &str, token: &str) -> Result<(), ClientError> {
         let request = url.into_client_request().map_err(err)?;
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        // TCP_NODELAY, as interactive clients must (see the server's).
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .map_err(|e| err(format!("connecting to {url}: {e}")))?;
         let opening = OpenDataChannelInput {

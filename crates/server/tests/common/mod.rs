@@ -8,6 +8,7 @@
 
 pub mod api_client;
 pub mod cloudshell;
+pub mod environments;
 
 use sqlx::{Connection, Executor};
 
