@@ -986,3 +986,49 @@ async fn approved_commands_run_in_the_latest_shell_and_stay_out_of_the_journal()
     drop(guard);
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn homes_survive_a_restart_of_the_server() {
+    let db = common::databases().await.remove(0);
+    let cfg = config(&db);
+    let guard = Cleanup(cfg.clone());
+    let sh = |running: &seashell_server::Running, id: &str, script: &str| {
+        let rt = running.state().envs.runtime().expect("runtime");
+        rt.exec(
+            &seashell_runtime::EnvironmentId::new(id).expect("id"),
+            seashell_runtime::ExecUser::CloudshellUser,
+            &["sh", "-c", script],
+            Duration::from_secs(30),
+        )
+        .expect("exec")
+    };
+
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let key = admin(&running).await;
+    let api = Api::new(&format!("http://{}", running.local_addr), (&key.0, &key.1));
+    let id = api.running_environment().await;
+    assert_eq!(sh(&running, &id, "echo kept > ~/notes.txt").code, 0);
+    api.call("stopEnvironment", json!({"EnvironmentId": id}))
+        .await
+        .ok();
+    api.wait_status(&id, "SUSPENDED").await;
+    running.run_until(async {}).await.expect("stop");
+
+    // A new server process on the same state: the environment, its status
+    // and its home are all there.
+    let running = seashell_server::start(cfg.clone()).await.expect("restart");
+    let api = Api::new(&format!("http://{}", running.local_addr), (&key.0, &key.1));
+    let listed = api.call("describeEnvironments", json!({})).await.ok();
+    assert_eq!(listed["Environments"][0]["EnvironmentId"], id.as_str());
+    assert_eq!(listed["Environments"][0]["Status"], "SUSPENDED");
+    api.call("startEnvironment", json!({"EnvironmentId": id}))
+        .await
+        .ok();
+    api.wait_status(&id, "RUNNING").await;
+    let out = sh(&running, &id, "cat ~/notes.txt");
+    assert_eq!(out.stdout.trim(), "kept", "{out:?}");
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}
