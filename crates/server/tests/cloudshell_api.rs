@@ -285,6 +285,8 @@ async fn launch_sequence_lifecycle_and_audit() {
         }
         assert_eq!(count_homes(), 1, "{backend}: the home is deleted with it");
         let recreated = api.create_environment().await;
+        // Let its start finish, so the cleanup finds the container.
+        api.wait_status(&recreated, "RUNNING").await;
         assert_ne!(recreated, id, "a new environment after a delete");
 
         // Someone else's environment does not exist for the caller.
@@ -554,12 +556,14 @@ async fn quotas_are_enforced_with_clear_errors() {
 
     // Two VPC environments per principal.
     for name in ["one", "two"] {
-        api.call(
+        let made = api.call(
             "createEnvironment",
             json!({"EnvironmentName": name, "VpcConfig": {"VpcId": "vpc-0a", "SubnetIds": ["subnet-0b"], "SecurityGroupIds": ["sg-0c"]}}),
         )
         .await
         .ok();
+        api.wait_status(made["EnvironmentId"].as_str().expect("id"), "RUNNING")
+            .await;
     }
     let third = api
         .call(
