@@ -54,6 +54,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             any(rest_json::cloudshell_endpoint),
         )
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            refuse_oversized(limit, req, next)
+        }))
         // Uploads stream through to the agent: no body limit but the home's
         // size.
         .route(
@@ -64,6 +67,41 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::gateway::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Bodies declared larger than this are read and thrown away before the
+/// refusal; larger still, the connection is simply closed.
+const DRAIN_MAX: u64 = 16 << 20;
+
+/// Refuses a request whose declared body exceeds `limit` with 413, after
+/// reading the body it declared (up to [`DRAIN_MAX`]): a server that
+/// answers and closes with unread bytes waiting makes the kernel reset the
+/// connection, and the client may lose the answer with it.
+async fn refuse_oversized(
+    limit: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit as u64 => {
+            if len <= DRAIN_MAX {
+                use futures_util::StreamExt as _;
+                let mut body = req.into_body().into_data_stream();
+                while let Some(Ok(_)) = body.next().await {}
+            }
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {limit} bytes.\n"),
+            )
+                .into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// Liveness: the process answers.

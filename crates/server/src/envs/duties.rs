@@ -37,6 +37,7 @@ pub async fn run_once(state: &AppState) {
     let span = tracing::debug_span!("environments.duties");
     let _enter = span.enter();
     let envs = &state.envs;
+    envs.wait_reconciled().await;
     if envs.backend_now().is_none() {
         return;
     }

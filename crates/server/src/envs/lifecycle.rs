@@ -263,6 +263,7 @@ impl Environments {
     /// Brings a CREATING or RESUMING environment to RUNNING, or back to
     /// SUSPENDED with the reason it could not start.
     async fn provision(&self, id: &str) {
+        self.wait_reconciled().await;
         let lock = self.lock_of(id);
         let _held = lock.lock().await;
         let span = tracing::info_span!("environment.start", environment = %id);
@@ -385,6 +386,7 @@ impl Environments {
     /// Ends a SUSPENDING environment's sessions, stops its container,
     /// meters its running time and marks it SUSPENDED.
     pub(super) async fn finish_suspend(&self, id: &str, reason: &str) {
+        self.wait_reconciled().await;
         let lock = self.lock_of(id);
         let _held = lock.lock().await;
         let span = tracing::info_span!("environment.suspend", environment = %id);
@@ -412,6 +414,7 @@ impl Environments {
 
     /// Deletes a DELETING environment: container, home volume, rows.
     pub(super) async fn finish_delete(&self, id: &str) {
+        self.wait_reconciled().await;
         let lock = self.lock_of(id);
         let _held = lock.lock().await;
         let span = tracing::info_span!("environment.delete", environment = %id);

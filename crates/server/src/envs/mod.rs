@@ -97,6 +97,11 @@ struct Inner {
     api: Option<(std::net::SocketAddr, bool)>,
     backend: watch::Receiver<BackendState>,
     backend_tx: watch::Sender<BackendState>,
+    /// True once the start-up reconciliation is over: until then nothing
+    /// may create or remove containers, or the reconciliation could remove
+    /// a container started meanwhile.
+    reconciled: watch::Receiver<bool>,
+    reconciled_tx: watch::Sender<bool>,
     hubs: StdMutex<HashMap<String, AgentHub>>,
     locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
 }
@@ -112,6 +117,7 @@ impl Environments {
         api: Option<(std::net::SocketAddr, bool)>,
     ) -> Environments {
         let (backend_tx, backend) = watch::channel(BackendState::Preparing);
+        let (reconciled_tx, reconciled) = watch::channel(false);
         let stream_base = if let Some(rest) = public_url.strip_prefix("https://") {
             format!("wss://{rest}")
         } else if let Some(rest) = public_url.strip_prefix("http://") {
@@ -128,6 +134,8 @@ impl Environments {
                 api,
                 backend,
                 backend_tx,
+                reconciled,
+                reconciled_tx,
                 hubs: StdMutex::new(HashMap::new()),
                 locks: StdMutex::new(HashMap::new()),
             }),
@@ -156,6 +164,17 @@ impl Environments {
         if ready {
             if let Err(e) = self.reconcile().await {
                 tracing::error!(error = %e.message, "reconciling environments failed");
+            }
+        }
+        let _ = self.inner.reconciled_tx.send(true);
+    }
+
+    /// Waits until the start-up reconciliation is over.
+    async fn wait_reconciled(&self) {
+        let mut rx = self.inner.reconciled.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
             }
         }
     }
