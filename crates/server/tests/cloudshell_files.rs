@@ -6,13 +6,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::api_client::Api;
-use common::cloudshell::{config, Cleanup};
+use common::cloudshell::{config, sh, Cleanup};
 use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac};
-use seashell_runtime::{EnvironmentId, ExecUser};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -68,20 +65,6 @@ async fn download_url(api: &Api, id: &str, path: &str) -> String {
         .as_str()
         .expect("url")
         .to_string()
-}
-
-fn sh(running: &seashell_server::Running, id: &str, script: &str) -> String {
-    let rt = running.state().envs.runtime().expect("runtime");
-    let out = rt
-        .exec(
-            &EnvironmentId::new(id).expect("id"),
-            ExecUser::CloudshellUser,
-            &["sh", "-c", script],
-            Duration::from_secs(30),
-        )
-        .expect("exec");
-    assert!(out.code == 0, "{script}: {out:?}");
-    out.stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

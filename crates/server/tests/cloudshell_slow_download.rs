@@ -7,27 +7,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cloudshell::{config, Api, Cleanup};
+use common::cloudshell::{config, sh, Api, Cleanup};
 use futures_util::StreamExt as _;
-use seashell_runtime::{EnvironmentId, ExecUser};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 const MIB: usize = 1 << 20;
-
-fn sh(running: &seashell_server::Running, id: &str, script: &str) -> String {
-    let rt = running.state().envs.runtime().expect("runtime");
-    let out = rt
-        .exec(
-            &EnvironmentId::new(id).expect("id"),
-            ExecUser::CloudshellUser,
-            &["sh", "-c", script],
-            Duration::from_secs(60),
-        )
-        .expect("exec");
-    assert!(out.code == 0, "{script}: {out:?}");
-    out.stdout
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_downloads_200_mib_whole() {

@@ -13,3 +13,19 @@ use super::TestDb;
 pub fn config(db: &TestDb) -> seashell_server::Config {
     minimal(super::server_config(db))
 }
+
+/// Runs `script` as cloudshell-user in a running environment of `running`
+/// and returns its standard output; a failure fails the test.
+pub fn sh(running: &seashell_server::Running, id: &str, script: &str) -> String {
+    let rt = running.state().envs.runtime().expect("runtime");
+    let out = rt
+        .exec(
+            &seashell_runtime::EnvironmentId::new(id).expect("id"),
+            seashell_runtime::ExecUser::CloudshellUser,
+            &["sh", "-c", script],
+            std::time::Duration::from_secs(60),
+        )
+        .expect("exec");
+    assert!(out.code == 0, "{script}: {out:?}");
+    out.stdout
+}
