@@ -70,7 +70,29 @@ pub struct NetworkConfig {
     pub dns: Vec<IpAddr>,
     /// Where the Seashell API is reachable from inside; `None`: it is not.
     pub api: Option<ApiForward>,
+    /// IPv4 blocks environments may not reach, besides 169.254.0.0/16 and
+    /// the pool (always dropped), written `a.b.c.d/len`. Default:
+    /// [`DEFAULT_BLOCKED`], the private and special-purpose ranges where the
+    /// operator's own networks live. The configured name servers stay
+    /// reachable on port 53 wherever they are.
+    pub blocked: Vec<String>,
 }
+
+/// What environments cannot reach unless the operator allows it: private
+/// networks (RFC 1918), carrier-grade NAT (RFC 6598), "this network",
+/// benchmarking (RFC 2544; the API's fixed address is translated before
+/// this applies), multicast and reserved space. A shell reaches the
+/// internet, not the machines beside the host.
+pub const DEFAULT_BLOCKED: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
 
 /// The fixed in-environment address of the Seashell API: `198.18.0.1`.
 ///
@@ -136,8 +158,18 @@ impl Default for NetworkConfig {
             prefix_len: 16,
             dns: host_resolvers(),
             api: None,
+            blocked: DEFAULT_BLOCKED.iter().map(|b| (*b).to_owned()).collect(),
         }
     }
+}
+
+/// `a.b.c.d/len` with no bits set past the prefix.
+fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+    let host_bits = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    (u32::from(addr) & host_bits == 0).then_some((addr, len))
 }
 
 impl NetworkConfig {
@@ -150,6 +182,15 @@ impl NetworkConfig {
                 value: self.cidr(),
                 reason: "prefix must be 8-28 and the address aligned to it",
             });
+        }
+        for block in &self.blocked {
+            if parse_cidr(block).is_none() {
+                return Err(Error::Invalid {
+                    what: "blocked destination",
+                    value: block.clone(),
+                    reason: "not an IPv4 block like 10.0.0.0/8 (no bits set past the prefix)",
+                });
+            }
         }
         if self.dns.len() > MAX_NAMESERVERS {
             return Err(Error::Invalid {
@@ -286,6 +327,9 @@ pub(crate) struct Lease {
     /// The API forward, with its target resolved for this link.
     #[serde(default)]
     pub api: Option<ApiLease>,
+    /// Destination blocks dropped besides link-local and the pool.
+    #[serde(default)]
+    pub blocked: Vec<String>,
 }
 
 /// An environment's API forward: `address` inside, DNAT-ed to `target`.
@@ -419,6 +463,7 @@ pub(crate) fn allocate(
         nameservers,
         dns_forward,
         api,
+        blocked: cfg.blocked.clone(),
     })
 }
 
@@ -586,6 +631,15 @@ fn rules(lease: &Lease) -> Vec<(&'static str, &'static str, Vec<String>)> {
             "FORWARD",
             with(s(&["-i", hif, "-d", lease.pool.as_str()]), &["-j", "DROP"]),
         ),
+    ]);
+    for block in &lease.blocked {
+        out.push((
+            "filter",
+            "FORWARD",
+            with(s(&["-i", hif, "-d", block.as_str()]), &["-j", "DROP"]),
+        ));
+    }
+    out.extend([
         (
             "filter",
             "FORWARD",
@@ -944,6 +998,51 @@ mod tests {
                 ..cfg.clone()
             };
             assert!(allocate(&c, &BTreeSet::new(), "s", "x").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn blocked_destinations_are_checked_and_dropped_after_the_resolvers() {
+        for bad in ["10.0.0.1/8", "10.0.0.0", "10.0.0.0/33", "fd00::/8", "ten/8"] {
+            let cfg = NetworkConfig {
+                blocked: vec![bad.to_owned()],
+                ..NetworkConfig::default()
+            };
+            assert!(cfg.validate().is_err(), "{bad} accepted");
+        }
+        let cfg = NetworkConfig {
+            dns: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
+            ..NetworkConfig::default()
+        };
+        cfg.validate().expect("the defaults are valid");
+        let lease = Lease {
+            slot: 0,
+            host_if: "ss0".into(),
+            host_ip: Ipv4Addr::new(10, 213, 0, 1),
+            env_ip: Ipv4Addr::new(10, 213, 0, 2),
+            pool: cfg.cidr(),
+            tag: "t".into(),
+            nameservers: vec![Ipv4Addr::new(10, 0, 0, 2)],
+            dns_forward: None,
+            api: None,
+            blocked: cfg.blocked.clone(),
+        };
+        let rules = rules(&lease);
+        let position = |needle: &str, target: &str| {
+            rules
+                .iter()
+                .position(|(_, chain, r)| {
+                    *chain == "FORWARD"
+                        && r.iter().any(|w| w == needle)
+                        && r.last().is_some_and(|t| t == target)
+                })
+                .unwrap_or_else(|| panic!("no {target} rule for {needle}"))
+        };
+        // The VPC-style resolver in 10/8 is reached on port 53; the rest
+        // of 10/8 and every other default block is dropped.
+        assert!(position("10.0.0.2/32", "ACCEPT") < position("10.0.0.0/8", "DROP"));
+        for block in DEFAULT_BLOCKED {
+            position(block, "DROP");
         }
     }
 

@@ -31,6 +31,7 @@ fn test_network(dns: Vec<IpAddr>) -> NetworkConfig {
         prefix_len: 16,
         dns,
         api: None,
+        ..NetworkConfig::default()
     };
     assert_unused_on_host(&format!(
         "{}.{}.",
@@ -144,6 +145,7 @@ impl Outside {
     fn new(tag: u32, www: PathBuf) -> Outside {
         assert_unused_on_host("203.0.113.");
         assert_unused_on_host("169.254.");
+        assert_unused_on_host("192.168.213.");
         let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
             .expect("ip_forward")
             .trim()
@@ -171,6 +173,8 @@ impl Outside {
         };
         ns(&["ip", "addr", "add", "203.0.113.2/30", "dev", "eth0"]);
         ns(&["ip", "addr", "add", "169.254.77.2/32", "dev", "eth0"]);
+        // A private address beyond the host, like the operator's LAN.
+        ns(&["ip", "addr", "add", "192.168.213.2/32", "dev", "eth0"]);
         ns(&["ip", "link", "set", "eth0", "up"]);
         ns(&["ip", "link", "set", "lo", "up"]);
         must(&[
@@ -178,6 +182,16 @@ impl Outside {
             "route",
             "add",
             "169.254.77.2/32",
+            "via",
+            "203.0.113.2",
+            "dev",
+            &o.host_if,
+        ]);
+        must(&[
+            "ip",
+            "route",
+            "add",
+            "192.168.213.2/32",
             "via",
             "203.0.113.2",
             "dev",
@@ -326,6 +340,20 @@ fn egress_nat_and_blocked_destinations() {
     assert!(
         fetch_on_host(None, "169.254.77.2", 80, "/index.html").contains("outside"),
         "control: the host reaches the link-local server"
+    );
+    // So are private networks beside the host (the default blocked ranges).
+    let out = f.sh(
+        &a,
+        ExecUser::CloudshellUser,
+        &fetch("192.168.213.2", 80, "/index.html"),
+    );
+    assert!(
+        !out.stdout.contains("outside"),
+        "a private network is reachable: {out:?}"
+    );
+    assert!(
+        fetch_on_host(None, "192.168.213.2", 80, "/index.html").contains("outside"),
+        "control: the host reaches the private address"
     );
 
     // Environments cannot reach each other.

@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
-use crate::store::console::{ConsoleSession, SigninFailures};
+use crate::store::console::ConsoleSession;
+use crate::store::StoreError;
 use crate::store::{now_ms, User};
 use crate::{ids, mfa, password, password_policy};
 
@@ -146,7 +147,7 @@ async fn attempt(
     let Some(user) = user else {
         // Spend the time a password check would, so timing does not tell
         // whether the user exists.
-        let _ = password::verify(password_given, &DUMMY_HASH);
+        let _ = verify_password(password_given, &DUMMY_HASH).await;
         audit_login(
             state,
             account_id.as_deref().unwrap_or(account),
@@ -159,38 +160,25 @@ async fn attempt(
         return Err(Refusal::Failed);
     };
     let now = now_ms();
-    let failures = state
-        .store
-        .signin_failures(&user.user_id)
+    // A locked account is refused without checking anything, so it gives a
+    // guesser nothing to learn.
+    let locked = locked_out(state, &user.user_id, now)
         .await
         .map_err(|e| internal(&e))?;
-    let hash = state
-        .store
-        .password_hash(&user.user_id)
-        .await
-        .map_err(|e| internal(&e))?;
-    let password_ok = hash
-        .as_deref()
-        .is_some_and(|h| password::verify(password_given, h));
-    if failures.locked_until > now || !password_ok {
-        if failures.locked_until <= now {
-            let count = failures.failures + 1;
-            let locked_until = if count > FREE_FAILURES {
-                let shift = u32::try_from((count - FREE_FAILURES - 1).min(20)).unwrap_or(20);
-                now + (1000i64 << shift).min(MAX_LOCK_MS)
-            } else {
-                0
-            };
-            let _ = state
-                .store
-                .set_signin_failures(
-                    &user.user_id,
-                    SigninFailures {
-                        failures: count,
-                        locked_until,
-                    },
-                )
-                .await;
+    let password_ok = !locked && {
+        let hash = state
+            .store
+            .password_hash(&user.user_id)
+            .await
+            .map_err(|e| internal(&e))?;
+        match hash.as_deref() {
+            Some(h) => verify_password(password_given, h).await,
+            None => false,
+        }
+    };
+    if !password_ok {
+        if !locked {
+            count_failure(state, &user.user_id, now).await;
         }
         audit_login(
             state,
@@ -222,17 +210,9 @@ async fn attempt(
                 None => false,
             };
             if !fresh {
-                let count = failures.failures + 1;
-                let _ = state
-                    .store
-                    .set_signin_failures(
-                        &user.user_id,
-                        SigninFailures {
-                            failures: count,
-                            locked_until: 0,
-                        },
-                    )
-                    .await;
+                // A wrong or replayed code counts like a wrong password, so
+                // codes cannot be guessed without limit either.
+                count_failure(state, &user.user_id, now).await;
                 audit_login(state, &user.account_id, Some(&user), true, false, source_ip).await;
                 return Err(Refusal::Failed);
             }
@@ -247,7 +227,7 @@ async fn attempt(
                     "The new password must differ from the current one.".into(),
                 ));
             }
-            let hash = password::hash(new).map_err(|e| internal(&e))?;
+            let hash = hash_password(new).await.map_err(|e| internal(&e))?;
             state
                 .store
                 .set_password(&user.user_id, &hash, false)
@@ -263,10 +243,7 @@ async fn attempt(
         None if user.password_reset_required => return Err(Refusal::PasswordChangeRequired),
         None => {}
     }
-    let _ = state
-        .store
-        .set_signin_failures(&user.user_id, SigninFailures::default())
-        .await;
+    let _ = state.store.clear_signin_failures(&user.user_id).await;
     let token = random_token(32);
     let csrf_token = random_token(32);
     let expires = now + SESSION_MS;
@@ -305,6 +282,58 @@ async fn attempt(
         csrf_token,
         user,
     })
+}
+
+/// Whether sign-ins (and MFA codes) of `user_id` are refused right now after
+/// too many failures.
+pub async fn locked_out(state: &AppState, user_id: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(state.store.signin_failures(user_id).await?.locked_until > now)
+}
+
+/// Counts a wrong password or MFA code of `user_id`: after
+/// [`FREE_FAILURES`], each further one locks the user out for twice as long
+/// as the last (from one second up to 15 minutes). The count is one atomic
+/// statement, so guesses sent in parallel are all counted.
+pub async fn count_failure(state: &AppState, user_id: &str, now: i64) {
+    let count = match state.store.record_signin_failure(user_id).await {
+        Ok(count) => count,
+        Err(e) => {
+            tracing::error!(error = %e, "could not count a failed sign-in");
+            return;
+        }
+    };
+    if count > FREE_FAILURES {
+        let shift = u32::try_from((count - FREE_FAILURES - 1).min(20)).unwrap_or(20);
+        let until = now + (1000i64 << shift).min(MAX_LOCK_MS);
+        if let Err(e) = state.store.lock_signin(user_id, until).await {
+            tracing::error!(error = %e, "could not lock out a user after failed sign-ins");
+        }
+    }
+}
+
+/// Password checks are slow on purpose (Argon2id). They run on the blocking
+/// pool, at most one per core at a time, so a flood of sign-ins cannot stall
+/// the server's other requests and shells.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+async fn verify_password(given: &str, stored: &str) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
+    let (given, stored) = (given.to_owned(), stored.to_owned());
+    tokio::task::spawn_blocking(move || password::verify(&given, &stored))
+        .await
+        .unwrap_or(false)
+}
+
+async fn hash_password(new: &str) -> Result<String, String> {
+    let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
+    let new = new.to_owned();
+    tokio::task::spawn_blocking(move || password::hash(&new).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// An Argon2id hash of a random password, checked against when the user does
@@ -363,14 +392,31 @@ fn cookie_header(
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn started_response(state: &AppState, started: &Started) -> Response {
+/// Whether the caller is the console's script, which asks for JSON answers
+/// instead of pages and redirects.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+fn started_response(state: &AppState, started: &Started, json: bool) -> Response {
     let secure = state.config.tls_cert.is_some();
     let max_age = SESSION_MS / 1000;
-    let mut response = (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_static("/"))],
-    )
-        .into_response();
+    let mut response = if json {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"UserName": started.user.name})),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, HeaderValue::from_static("/"))],
+        )
+            .into_response()
+    };
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
@@ -386,7 +432,7 @@ fn started_response(state: &AppState, started: &Started) -> Response {
     response
 }
 
-fn refusal_response(refusal: &Refusal) -> Response {
+fn refusal_response(refusal: &Refusal, json: bool) -> Response {
     let (status, message) = match refusal {
         Refusal::Failed => (StatusCode::UNAUTHORIZED, GENERIC_FAILURE.to_string()),
         Refusal::MfaRequired => (
@@ -399,37 +445,61 @@ fn refusal_response(refusal: &Refusal) -> Response {
         ),
         Refusal::WeakPassword(why) => (StatusCode::BAD_REQUEST, why.clone()),
     };
-    let page = match refusal {
-        Refusal::PasswordChangeRequired | Refusal::WeakPassword(_) => password_page(&message),
-        _ => signin_page(&message),
-    };
-    let mut response = (status, Html(page)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let code = match refusal {
         Refusal::Failed => "Failed",
         Refusal::MfaRequired => "MfaRequired",
         Refusal::PasswordChangeRequired => "PasswordChangeRequired",
         Refusal::WeakPassword(_) => "PasswordPolicy",
     };
+    let mut response = if json {
+        (
+            status,
+            axum::Json(serde_json::json!({"code": code, "message": message})),
+        )
+            .into_response()
+    } else {
+        let page = match refusal {
+            Refusal::PasswordChangeRequired | Refusal::WeakPassword(_) => password_page(&message),
+            _ => signin_page(&message),
+        };
+        (status, Html(page)).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
         .headers_mut()
         .insert("x-seashell-signin", HeaderValue::from_static(code));
+    crate::console::harden(response.headers_mut());
     response
 }
 
-/// `GET /signin`: the form.
-pub async fn signin_form() -> Html<String> {
-    Html(signin_page(""))
+/// `GET /signin`: the form, which no other site may frame.
+pub async fn signin_form() -> Response {
+    let mut response = Html(signin_page("")).into_response();
+    crate::console::harden(response.headers_mut());
+    response
+}
+
+/// Refuses a sign-in posted from a page of another site (login CSRF: a
+/// foreign page signing the browser in as the attacker). Browsers send
+/// `Origin` on every POST; programs may leave it out.
+#[allow(clippy::result_large_err)]
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    crate::gateway::check_origin(headers, &state.config.public_url())
 }
 
 /// `POST /signin`.
 pub async fn signin(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Response {
+    if let Err(refused) = same_origin(&state, &headers) {
+        return refused;
+    }
+    let json = wants_json(&headers);
     let ip = peer.ip().to_string();
     match attempt(
         &state,
@@ -442,8 +512,8 @@ pub async fn signin(
     )
     .await
     {
-        Ok(started) => started_response(&state, &started),
-        Err(refusal) => refusal_response(&refusal),
+        Ok(started) => started_response(&state, &started, json),
+        Err(refusal) => refusal_response(&refusal, json),
     }
 }
 
@@ -451,8 +521,13 @@ pub async fn signin(
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<PasswordChangeForm>,
 ) -> Response {
+    if let Err(refused) = same_origin(&state, &headers) {
+        return refused;
+    }
+    let json = wants_json(&headers);
     let ip = peer.ip().to_string();
     let result = attempt(
         &state,
@@ -465,8 +540,8 @@ pub async fn change_password(
     )
     .await;
     match result {
-        Ok(started) => started_response(&state, &started),
-        Err(refusal) => refusal_response(&refusal),
+        Ok(started) => started_response(&state, &started, json),
+        Err(refusal) => refusal_response(&refusal, json),
     }
 }
 
@@ -517,11 +592,15 @@ pub async fn signout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         return (StatusCode::INTERNAL_SERVER_ERROR, "sign-out failed\n").into_response();
     }
     let secure = state.config.tls_cert.is_some();
-    let mut response = (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_static("/signin"))],
-    )
-        .into_response();
+    let mut response = if wants_json(&headers) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, HeaderValue::from_static("/signin"))],
+        )
+            .into_response()
+    };
     let h = response.headers_mut();
     h.append(
         header::SET_COOKIE,
@@ -534,8 +613,8 @@ pub async fn signout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     response
 }
 
-/// `GET /whoami`: the signed-in user (a minimal page until the console
-/// exists; also what tests use to check a session).
+/// `GET /whoami`: the signed-in user and the regions served (what the
+/// console's script starts from; also what tests use to check a session).
 pub async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match session_of(&state, &headers).await {
         Some((_, session)) => (
@@ -546,6 +625,7 @@ pub async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
                 "UserName": session.user.name,
                 "Account": session.user.account_id,
                 "MFAUsed": session.mfa_used,
+                "Regions": state.config.regions,
             })),
         )
             .into_response(),

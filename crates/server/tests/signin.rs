@@ -356,6 +356,35 @@ async fn lockout_and_mfa() {
             "{backend}: lock expired"
         );
 
+        // Guesses sent in parallel are all counted: they lock the user too.
+        let guesses: Vec<_> = (0..12)
+            .map(|_| {
+                let base = base.clone();
+                let bad: Vec<(String, String)> = bad
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                tokio::spawn(async move {
+                    let pairs: Vec<(&str, &str)> =
+                        bad.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    post_form(&base, "/signin", &pairs, None).await.status
+                })
+            })
+            .collect();
+        for guess in guesses {
+            assert_eq!(guess.await.expect("guess"), 401);
+        }
+        let failures = store.signin_failures(&bob.user_id).await.expect("failures");
+        assert!(failures.failures > 5, "{backend}: {failures:?}");
+        assert!(
+            failures.locked_until > now_ms(),
+            "{backend}: parallel guesses lock the user: {failures:?}"
+        );
+        store
+            .clear_signin_failures(&bob.user_id)
+            .await
+            .expect("clear");
+
         // With an MFA device, a code is required, checked, and single-use.
         let secret = mfa::new_secret();
         let serial = format!("arn:aws:iam::{account}:mfa/bob");
@@ -397,6 +426,33 @@ async fn lockout_and_mfa() {
         let replay = post_form(&base, "/signin", &pairs, None).await;
         assert_eq!(replay.status, 401, "{backend}: a code works once");
 
+        // Wrong codes count like wrong passwords: after five free ones the
+        // user is locked out, and the right password then gets the generic
+        // refusal instead of being asked for a code.
+        let form = with(wrong);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for _ in 0..6 {
+            assert_eq!(post_form(&base, "/signin", &pairs, None).await.status, 401);
+        }
+        let locked = post_form(&base, "/signin", &good, None).await;
+        assert_eq!(
+            (locked.status, locked.outcome.as_str()),
+            (401, "Failed"),
+            "{backend}: wrong codes lock the user"
+        );
+        assert!(
+            store
+                .signin_failures(&bob.user_id)
+                .await
+                .expect("failures")
+                .locked_until
+                > now_ms()
+        );
+        store
+            .clear_signin_failures(&bob.user_id)
+            .await
+            .expect("clear");
+
         // The session records MFA, and so does its sign-in record.
         let session = cookie_value(&r, signin::SESSION_COOKIE);
         let who: serde_json::Value = client()
@@ -418,4 +474,10 @@ async fn lockout_and_mfa() {
         running.run_until(async {}).await.expect("stop");
         db.drop_db().await;
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

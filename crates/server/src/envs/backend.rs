@@ -67,6 +67,7 @@ pub fn prepare(
             pool,
             prefix_len,
             api: api.map(|(target, tls)| ApiForward::new(target, tls)),
+            blocked: settings.blocked_destinations.clone(),
             ..NetworkConfig::default()
         }),
         ..RuntimeConfig::default()

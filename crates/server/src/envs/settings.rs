@@ -34,6 +34,12 @@ pub struct CloudShellSettings {
     /// The address pool environment links are taken from (each takes a
     /// /30), in CIDR notation.
     pub network_pool: String,
+    /// IPv4 blocks environments cannot reach (CIDR notation), besides
+    /// link-local and the pool, which are always dropped. Default: the
+    /// private and special-purpose ranges
+    /// (`seashell_runtime::network::DEFAULT_BLOCKED`); `[]` lets
+    /// environments reach the operator's networks.
+    pub blocked_destinations: Vec<String>,
     /// Where environments' files live (images, home volumes, root
     /// layers); default `<data_dir>-runtime` beside the data directory. It
     /// is traversable by the environments' mapped ids (mode 0711), which
@@ -91,6 +97,10 @@ impl Default for CloudShellSettings {
             agent_binary: None,
             network: true,
             network_pool: "10.213.0.0/16".into(),
+            blocked_destinations: seashell_runtime::network::DEFAULT_BLOCKED
+                .iter()
+                .map(|b| (*b).to_owned())
+                .collect(),
             runtime_dir: None,
             state_dir: None,
             cgroup_parent: "seashell".into(),

@@ -98,15 +98,27 @@ async fn get_session_token(
                 .map_err(|e| ApiError::internal(&e))?
                 .filter(|d| d.serial_number == serial)
                 .ok_or_else(denied)?;
-            let now = u64::try_from(now_ms() / 1000).unwrap_or_default();
-            let step = mfa::verify(&device.secret_base32, code, now).ok_or_else(denied)?;
-            // A code is good once: a replay is refused like a wrong code.
-            let fresh = state
-                .store
-                .consume_mfa_step(&device.serial_number, step)
+            // Codes count against the same lockout as console sign-ins, so
+            // stolen keys cannot be used to guess one.
+            let now_ms = now_ms();
+            if crate::signin::locked_out(state, &caller.user_id, now_ms)
                 .await
-                .map_err(|e| ApiError::internal(&e))?;
+                .map_err(|e| ApiError::internal(&e))?
+            {
+                return Err(denied());
+            }
+            let now = u64::try_from(now_ms / 1000).unwrap_or_default();
+            // A code is good once: a replay is refused like a wrong code.
+            let fresh = match mfa::verify(&device.secret_base32, code, now) {
+                Some(step) => state
+                    .store
+                    .consume_mfa_step(&device.serial_number, step)
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?,
+                None => false,
+            };
             if !fresh {
+                crate::signin::count_failure(state, &caller.user_id, now_ms).await;
                 return Err(denied());
             }
             true

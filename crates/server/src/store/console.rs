@@ -112,22 +112,43 @@ impl Store {
         })
     }
 
-    /// Stores a user's failed sign-in record.
-    pub async fn set_signin_failures(
-        &self,
-        user_id: &str,
-        f: SigninFailures,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signin_failures (user_id, failures, locked_until) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = $2, locked_until = $3",
+    /// Counts one more failed sign-in (a wrong password or MFA code) in a
+    /// single statement, so parallel guesses are all counted; the count.
+    pub async fn record_signin_failure(&self, user_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO signin_failures (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = signin_failures.failures + 1 \
+             RETURNING failures",
         )
         .bind(user_id)
-        .bind(f.failures)
-        .bind(f.locked_until)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(query_err("recording sign-in failure"))?;
+        row.try_get("failures")
+            .map_err(query_err("recording sign-in failure"))
+    }
+
+    /// Refuses sign-ins until `until` (milliseconds since the epoch), unless
+    /// a later lock is already set.
+    pub async fn lock_signin(&self, user_id: &str, until: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE signin_failures SET locked_until = $2 WHERE user_id = $1 AND locked_until < $2",
+        )
+        .bind(user_id)
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("locking sign-in"))?;
+        Ok(())
+    }
+
+    /// Forgets a user's failed sign-ins (after a successful one).
+    pub async fn clear_signin_failures(&self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM signin_failures WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("clearing sign-in failures"))?;
         Ok(())
     }
 
@@ -550,5 +571,36 @@ impl Store {
             .await
             .map_err(query_err("deleting MFA device"))?;
         Ok(Some(true))
+    }
+
+    /// A user's console preferences (a JSON document), if they saved any.
+    pub async fn console_preferences(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT preferences FROM console_preferences WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading console preferences"))?;
+        row.map(|r| r.try_get("preferences"))
+            .transpose()
+            .map_err(query_err("reading console preferences"))
+    }
+
+    /// Replaces a user's console preferences.
+    pub async fn set_console_preferences(
+        &self,
+        user_id: &str,
+        preferences: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_preferences (user_id, preferences, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET preferences = $2, updated_at = $3",
+        )
+        .bind(user_id)
+        .bind(preferences)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("saving console preferences"))?;
+        Ok(())
     }
 }
