@@ -3,7 +3,9 @@
 #   (a) output throughput: `cat` of a 100 MiB file of 64-byte text lines, to a
 #       client that acknowledges as each system's flow control requires;
 #   (b) keystroke echo latency p50/p99: one byte into `stty raw -echo; exec
-#       cat`, 2,000 samples after 200 of warm-up.
+#       cat`, 2,000 samples after 200 of warm-up;
+#   (c) Seashell only: Ctrl-C while `yes` floods, until a command typed right
+#       after it has printed (5 rounds, median and max).
 # Prints both systems' figures and the ratios Seashell/wetty. As root (wetty
 # runs a local command only as root; Seashell's half runs a real container).
 #
@@ -79,6 +81,7 @@ console.log(`| echo p50 (µs) | ${f(s.echo_p50_us)} | ${f(w.echo_p50_us)} | ${(s
 console.log(`| echo p99 (µs) | ${f(s.echo_p99_us)} | ${f(w.echo_p99_us)} | ${(s.echo_p99_us / w.echo_p99_us).toFixed(2)} |`);
 const cpu = (x) => `server ${x.cpu_s.server.toFixed(2)} s, cat ${x.cpu_s.cat.toFixed(2)} s, client ${x.cpu_s.client.toFixed(2)} s`;
 console.log(`| CPU during the cat | ${cpu(s)} | ${cpu(w)} | ${((s.cpu_s.server) / (w.cpu_s.server)).toFixed(2)} (server) |`);
+console.log(`| Ctrl-C in a flood → output of the next command (ms) | median ${f(s.interrupt_p50_ms)}, max ${f(s.interrupt_max_ms)} | not measured | |`);
 if (a) console.log(`| (agent socket alone) | ${f(a.throughput_mb_s)} MB/s, echo p50 ${f(a.echo_p50_us)} µs, p99 ${f(a.echo_p99_us)} µs, ${cpu(a)} | | |`);
 console.log(`(load average during seashell ${s.loadavg.split(" ").slice(0, 3).join(" ")}, during wetty ${w.loadavg.split(" ").slice(0, 3).join(" ")})`);
 ' "$wetty_json" "$seashell_json" "$agent_json"

@@ -141,7 +141,7 @@ async fn a_fresh_attach_gets_a_repaint_then_live_output() {
 }
 
 /// The agent's flow-control window (its default).
-const WINDOW: usize = 256 * 1024;
+const WINDOW: usize = 1024 * 1024;
 
 #[tokio::test]
 async fn output_is_paced_by_acknowledgements_and_ctrl_c_interrupts_a_flood() {

@@ -4,10 +4,11 @@
 use proptest::prelude::*;
 use seashell_protocol::agent_channel::frame::LENGTH_PREFIX_LEN;
 use seashell_protocol::agent_channel::{
-    encode_frame, negotiate, AgentMessage, AgentStatus, AttachMode, Binary, Credentials, ErrorCode,
-    FrameDecoder, FrameError, Hello, RequestId, Role, ServerMessage, SessionEndReason, SessionId,
-    SessionSummary, Shell, TransferId, DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION,
-    FILE_READ_WINDOW, PROTOCOL_VERSION, SEND_INPUT_VERSION,
+    encode_frame, encode_message, negotiate, AgentMessage, AgentStatus, AttachMode, Binary,
+    Credentials, ErrorCode, FrameDecoder, FrameError, Hello, RequestId, Role, ServerMessage,
+    SessionEndReason, SessionId, SessionSummary, Shell, TransferId, BINARY_FRAME_VERSION,
+    DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION, FILE_READ_WINDOW, PROTOCOL_VERSION,
+    SEND_INPUT_VERSION,
 };
 use seashell_protocol::Secret;
 use std::collections::BTreeMap;
@@ -240,13 +241,19 @@ fn hello_json_and_negotiation() {
     let server = Hello::new(Role::Server, "0.1.0");
     assert_eq!(
         serde_json::to_string(&ServerMessage::Hello(server.clone())).unwrap(),
-        r#"{"type":"hello","protocol":"seashell-agent","role":"server","min_version":1,"max_version":3,"software_version":"0.1.0"}"#
+        r#"{"type":"hello","protocol":"seashell-agent","role":"server","min_version":1,"max_version":4,"software_version":"0.1.0"}"#
     );
-    let agent_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":4,"software_version":"9.9.9","future_member":true}"#;
+    let agent_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":5,"software_version":"9.9.9","future_member":true}"#;
     let AgentMessage::Hello(agent) = serde_json::from_str(agent_json).unwrap() else {
         panic!("not a hello");
     };
-    assert_eq!(negotiate(&server, &agent), Ok(3));
+    assert_eq!(negotiate(&server, &agent), Ok(4));
+    // A version-3 peer (no binary frames) is still spoken to.
+    let v3_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":3,"software_version":"0.1.0"}"#;
+    let AgentMessage::Hello(v3) = serde_json::from_str(v3_json).unwrap() else {
+        panic!("not a hello");
+    };
+    assert_eq!(negotiate(&server, &v3), Ok(3));
     // A version-2 peer (no send_input) is still spoken to.
     let v2_json = r#"{"type":"hello","protocol":"seashell-agent","role":"agent","min_version":1,"max_version":2,"software_version":"0.1.0"}"#;
     let AgentMessage::Hello(v2) = serde_json::from_str(v2_json).unwrap() else {
@@ -521,5 +528,86 @@ proptest! {
             }
         }
         prop_assert_eq!(got, msgs);
+    }
+}
+
+#[test]
+fn data_channel_frames_travel_in_binary_from_version_4() {
+    let session_id = SessionId("s-0123456789abcdef".into());
+    let payload: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let agent = AgentMessage::DataChannel {
+        session_id: session_id.clone(),
+        frame: Binary(payload.clone()),
+    };
+    let server = ServerMessage::DataChannel {
+        session_id: session_id.clone(),
+        frame: Binary(payload.clone()),
+    };
+    let binary = encode_message(&agent, BINARY_FRAME_VERSION, DEFAULT_MAX_FRAME_LEN).unwrap();
+    let json = encode_message(&agent, BINARY_FRAME_VERSION - 1, DEFAULT_MAX_FRAME_LEN).unwrap();
+    assert_eq!(binary[0] & 0x80, 0x80, "flagged as binary");
+    assert_eq!(binary.len(), 4 + 1 + session_id.0.len() + payload.len());
+    assert_eq!(json[0] & 0x80, 0, "an older peer gets JSON");
+    assert!(json.len() > payload.len() * 4 / 3, "base64 inside");
+    // Other messages stay JSON whatever the version.
+    let other = ServerMessage::DetachSession {
+        session_id: session_id.clone(),
+    };
+    let other_frame = encode_message(&other, BINARY_FRAME_VERSION, DEFAULT_MAX_FRAME_LEN).unwrap();
+    assert_eq!(&other_frame[4..5], b"{");
+
+    // Both forms decode, mixed in one stream, split at every size.
+    let stream: Vec<u8> = [binary.clone(), json, binary.clone()].concat();
+    for step in [1, 3, 4096, stream.len()] {
+        let mut d = FrameDecoder::default();
+        let mut got = Vec::new();
+        for chunk in stream.chunks(step) {
+            d.push(chunk);
+            while let Some(m) = d.next_message::<AgentMessage>().unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, vec![agent.clone(), agent.clone(), agent.clone()]);
+    }
+    let mut d = FrameDecoder::default();
+    d.push(&encode_message(&server, BINARY_FRAME_VERSION, DEFAULT_MAX_FRAME_LEN).unwrap());
+    assert_eq!(d.next_message::<ServerMessage>().unwrap(), Some(server));
+
+    // The size limit holds for binary frames too, before the body arrives.
+    assert!(matches!(
+        encode_message(&agent, BINARY_FRAME_VERSION, 1000),
+        Err(FrameError::TooLarge { .. })
+    ));
+    let mut d = FrameDecoder::new(1000);
+    d.push(&binary[..8]);
+    assert!(matches!(
+        d.next_message::<AgentMessage>(),
+        Err(FrameError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn malformed_binary_frames_are_refused_and_the_stream_stays_in_step() {
+    let good = AgentMessage::DataChannel {
+        session_id: SessionId("s".into()),
+        frame: Binary(b"ok".to_vec()),
+    };
+    let flagged = |body: &[u8]| {
+        let mut f = ((body.len() as u32) | 0x8000_0000).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    for body in [&b""[..], b"\x05abc", b"\x02\xff\xfe"] {
+        let mut d = FrameDecoder::default();
+        d.push(&flagged(body));
+        d.push(&encode_message(&good, BINARY_FRAME_VERSION, DEFAULT_MAX_FRAME_LEN).unwrap());
+        assert!(matches!(
+            d.next_message::<AgentMessage>(),
+            Err(FrameError::Binary(_))
+        ));
+        assert_eq!(
+            d.next_message::<AgentMessage>().unwrap(),
+            Some(good.clone())
+        );
     }
 }

@@ -33,9 +33,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use seashell_protocol::agent_channel::{
-    encode_frame, negotiate, AgentMessage, AttachMode, ErrorCode, FrameDecoder, FrameError,
-    HandshakeError, Hello, RequestId, Role, ServerMessage, SessionEndReason, SessionId, Shell,
-    DEFAULT_MAX_FRAME_LEN,
+    encode_frame, encode_message, negotiate, AgentMessage, AttachMode, ErrorCode, FrameDecoder,
+    FrameError, HandshakeError, Hello, RequestId, Role, ServerMessage, SessionEndReason, SessionId,
+    Shell, DEFAULT_MAX_FRAME_LEN,
 };
 use seashell_protocol::data_channel::{
     ActionStatus, ActionType, ChannelClosed, ClientMessage, HandshakeResponsePayload, MessageType,
@@ -304,7 +304,7 @@ impl AgentClient {
 
     /// Sends one control-channel message as it is.
     pub async fn send(&mut self, message: &ServerMessage) -> Result<()> {
-        let frame = encode_frame(message, DEFAULT_MAX_FRAME_LEN)?;
+        let frame = encode_message(message, self.version, DEFAULT_MAX_FRAME_LEN)?;
         self.stream.write_all(&frame).await?;
         Ok(())
     }

@@ -72,7 +72,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use seashell_protocol::agent_channel::{
-    encode_frame, AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, FrameDecoder,
+    encode_message, AgentMessage, AgentStatus, AttachMode, Credentials, ErrorCode, FrameDecoder,
     FrameError, RequestId, ServerMessage, SessionEndReason, SessionId, Shell, TransferId,
     DEFAULT_MAX_FRAME_LEN, FILE_READ_ACK_VERSION, FILE_READ_WINDOW, SEND_INPUT_VERSION,
 };
@@ -351,8 +351,9 @@ impl AgentHub {
         let span = tracing::info_span!("agent_hub", environment = environment_id);
         let reader =
             tokio::spawn(read_loop(read, decoder, shared.clone()).instrument(span.clone()));
-        let writer =
-            tokio::spawn(write_loop(write, control_rx, bulk_rx, shared.clone()).instrument(span));
+        let writer = tokio::spawn(
+            write_loop(write, control_rx, bulk_rx, shared.clone(), version).instrument(span),
+        );
         tracing::info!(version, "agent hub connected");
         Ok(AgentHub {
             inner: Arc::new(Inner {
@@ -1117,7 +1118,7 @@ async fn read_loop(mut read: OwnedReadHalf, mut decoder: FrameDecoder, shared: A
                 Ok(Some(message)) => route(&shared, message),
                 Ok(None) => break,
                 // The frame was consumed; the stream is still in step.
-                Err(FrameError::Json(e)) => {
+                Err(e @ (FrameError::Json(_) | FrameError::Binary(_))) => {
                     tracing::warn!(error = %e, "malformed message from the agent");
                 }
                 Err(e) => {
@@ -1290,6 +1291,7 @@ async fn write_loop(
     mut control: mpsc::Receiver<ServerMessage>,
     mut bulk: mpsc::Receiver<ServerMessage>,
     shared: Arc<Shared>,
+    version: u32,
 ) {
     let mut closed = shared.closed_tx.subscribe();
     loop {
@@ -1300,7 +1302,7 @@ async fn write_loop(
             Some(m) = bulk.recv() => m,
             else => return,
         };
-        let frame = match encode_frame(&message, DEFAULT_MAX_FRAME_LEN) {
+        let frame = match encode_message(&message, version, DEFAULT_MAX_FRAME_LEN) {
             Ok(frame) => frame,
             Err(e) => {
                 // Only a client frame far above any data-channel limit can

@@ -98,7 +98,7 @@ trait Terminal {
             let chunk = self.recv().await;
             total += chunk.len() as u64;
             tail.extend_from_slice(&chunk);
-            if tail.windows(needle.len()).any(|w| w == needle) {
+            if memchr::memmem::find(&tail, needle).is_some() {
                 return total;
             }
             // Keep only what a marker split across chunks needs.
@@ -135,9 +135,8 @@ impl Terminal for GatewayTerminal {
     }
     async fn wait_for(&mut self, needle: &[u8]) -> u64 {
         let before = self.client.output().len();
-        let needle = std::str::from_utf8(needle).unwrap();
         self.client
-            .wait_for(needle, Duration::from_secs(300))
+            .wait_for_bytes(needle, Duration::from_secs(300))
             .await
             .unwrap();
         (self.client.output().len() - before) as u64
@@ -150,7 +149,13 @@ struct Figures {
     received: u64,
     seconds: f64,
     echo: Vec<Duration>,
+    interrupt: Vec<Duration>,
 }
+
+/// Rounds of Ctrl-C during a flood.
+const INTERRUPT_ROUNDS: usize = 5;
+/// Output that flows before each Ctrl-C, so the flood is in full swing.
+const FLOOD_BEFORE_INTERRUPT: u64 = 4 << 20;
 
 /// Runs both measurements on a terminal showing a fresh shell prompt. The
 /// markers are typed with a quote inside, so only the output contains them.
@@ -202,6 +207,23 @@ async fn measure<T: Terminal>(term: &mut T, sizes: &Sizes, agent_pid: i32) -> Fi
         client: after.client - before.client,
     };
 
+    // Ctrl-C while `yes` floods: from the keystroke until a command typed
+    // right after it has run, which needs `yes` dead, the output in flight
+    // delivered and the shell back at its prompt.
+    let mut interrupt = Vec::with_capacity(INTERRUPT_ROUNDS);
+    for _ in 0..INTERRUPT_ROUNDS {
+        term.send(b"yes BENCH_FLO''OD\r").await;
+        let mut flowed = 0;
+        while flowed < FLOOD_BEFORE_INTERRUPT {
+            flowed += term.wait_for(b"BENCH_FLOOD\r\nBENCH_FLOOD").await;
+        }
+        let begun = Instant::now();
+        term.send(b"\x03").await;
+        term.send(b"echo BENCH_INT''R\r").await;
+        term.wait_for(b"BENCH_INTR").await;
+        interrupt.push(begun.elapsed());
+    }
+
     term.send(b"rm $HOME/bench.txt; stty raw -echo; echo BENCH_R''AW; exec cat\r")
         .await;
     term.wait_for(b"BENCH_RAW").await;
@@ -220,6 +242,7 @@ async fn measure<T: Terminal>(term: &mut T, sizes: &Sizes, agent_pid: i32) -> Fi
         received,
         seconds,
         echo,
+        interrupt,
     }
 }
 
@@ -281,6 +304,12 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 fn report(path: &str, mut f: Figures) {
     f.echo.sort();
+    f.interrupt.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (int_p50, int_max) = (
+        percentile(&f.interrupt, 50),
+        f.interrupt[f.interrupt.len() - 1],
+    );
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let mb_s = f.file_bytes as f64 / f.seconds / 1e6;
     let (p50, p99, max) = (
@@ -302,6 +331,12 @@ fn report(path: &str, mut f: Figures) {
         us(max),
         f.echo.len()
     );
+    println!(
+        "seashell ({path}): Ctrl-C during a flood to the next command's output: median {:.1} ms, max {:.1} ms ({} rounds)",
+        ms(int_p50),
+        ms(int_max),
+        f.interrupt.len()
+    );
     let json = serde_json::json!({
         "system": "seashell",
         "path": path,
@@ -313,6 +348,8 @@ fn report(path: &str, mut f: Figures) {
         "echo_p50_us": us(p50),
         "echo_p99_us": us(p99),
         "echo_max_us": us(max),
+        "interrupt_p50_ms": ms(int_p50),
+        "interrupt_max_ms": ms(int_max),
         "cpu_s": {"server": f.cpu.agent, "cat": f.cpu.cat, "client": f.cpu.client},
         "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
     });

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seashell_protocol::agent_channel::{
-    encode_frame, negotiate, AgentMessage, ErrorCode, FrameDecoder, FrameError, Hello, Role,
+    encode_message, negotiate, AgentMessage, ErrorCode, FrameDecoder, FrameError, Hello, Role,
     ServerMessage, DEFAULT_MAX_FRAME_LEN,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -133,11 +133,14 @@ pub async fn serve<L: Listener>(mut listener: L, agent: Arc<Agent>) {
     }
 }
 
+/// Writes one message for a server that agreed on `version` (0 before the
+/// hellos are exchanged, which means JSON only).
 async fn write_message<W: AsyncWrite + Unpin>(
     writer: &mut W,
     message: &AgentMessage,
+    version: u32,
 ) -> Result<(), ControlError> {
-    let frame = encode_frame(message, DEFAULT_MAX_FRAME_LEN)?;
+    let frame = encode_message(message, version, DEFAULT_MAX_FRAME_LEN)?;
     writer.write_all(&frame).await?;
     Ok(())
 }
@@ -188,7 +191,7 @@ where
     if let Some(id) = &agent.config().environment_id {
         ours = ours.with_environment(id.clone());
     }
-    write_message(&mut writer, &AgentMessage::Hello(ours.clone())).await?;
+    write_message(&mut writer, &AgentMessage::Hello(ours.clone()), 0).await?;
     let first = tokio::time::timeout(
         HELLO_TIMEOUT,
         read_message(&mut reader, &mut decoder, &mut buf),
@@ -204,7 +207,12 @@ where
         Ok(ServerMessage::Hello(h)) => h,
         _ => {
             let message = "the first message must be hello".to_owned();
-            write_message(&mut writer, &refuse(ErrorCode::BadRequest, message.clone())).await?;
+            write_message(
+                &mut writer,
+                &refuse(ErrorCode::BadRequest, message.clone()),
+                0,
+            )
+            .await?;
             return Err(ControlError::Handshake(message));
         }
     };
@@ -214,6 +222,7 @@ where
             write_message(
                 &mut writer,
                 &refuse(ErrorCode::UnsupportedVersion, e.to_string()),
+                0,
             )
             .await?;
             return Err(ControlError::Handshake(e.to_string()));
@@ -233,7 +242,7 @@ where
         generation,
     };
     let mut writer_task = AbortOnDrop(tokio::spawn(
-        write_loop(writer, rx, agent.clone()).in_current_span(),
+        write_loop(writer, rx, agent.clone(), version).in_current_span(),
     ));
 
     loop {
@@ -268,15 +277,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut rx: mpsc::Receiver<AgentMessage>,
     agent: Arc<Agent>,
+    version: u32,
 ) {
     loop {
         while let Ok(message) = rx.try_recv() {
-            if write_or_log(&mut writer, &message).await.is_err() {
+            if write_or_log(&mut writer, &message, version).await.is_err() {
                 return;
             }
         }
         for report in agent.take_reports() {
-            if write_or_log(&mut writer, &report).await.is_err() {
+            if write_or_log(&mut writer, &report, version).await.is_err() {
                 // Not delivered: it goes to the next connection.
                 agent.report(report);
                 return;
@@ -285,14 +295,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         tokio::select! {
             message = rx.recv() => match message {
                 Some(message) => {
-                    if write_or_log(&mut writer, &message).await.is_err() {
+                    if write_or_log(&mut writer, &message, version).await.is_err() {
                         return;
                     }
                 }
                 // The agent is stopping: the last reports, then the end.
                 None => {
                     for report in agent.take_reports() {
-                        if write_or_log(&mut writer, &report).await.is_err() {
+                        if write_or_log(&mut writer, &report, version).await.is_err() {
                             return;
                         }
                     }
@@ -308,8 +318,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 async fn write_or_log<W: AsyncWrite + Unpin>(
     writer: &mut W,
     message: &AgentMessage,
+    version: u32,
 ) -> Result<(), ControlError> {
-    let result = write_message(writer, message).await;
+    let result = write_message(writer, message, version).await;
     if let Err(e) = &result {
         tracing::warn!(error = %e, "writing to the server failed");
     }

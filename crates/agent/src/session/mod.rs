@@ -32,7 +32,9 @@ use pty::{Pty, PtyError, SpawnRequest};
 use screen::Screen;
 
 /// Bytes read from the PTY at once; also the largest output payload.
-const READ_CHUNK: usize = 16 * 1024;
+/// Large enough that a flood costs few messages, small enough that the
+/// flow-control window holds several in flight.
+const READ_CHUNK: usize = 64 * 1024;
 /// Largest payload of a repaint message, so a big screen is sent in
 /// several frames like ordinary output.
 const REPAINT_CHUNK: usize = 32 * 1024;

@@ -239,14 +239,38 @@ impl Pty {
 
     /// Reads output; `Ok(0)` once the terminal has hung up (every process
     /// holding it has exited), which Linux reports as `EIO`.
+    ///
+    /// The terminal hands out at most a few KiB per read, so after waking
+    /// up this keeps reading what is already there until `buf` is full:
+    /// one wake-up and one message per flood chunk instead of many. It
+    /// never waits for more once something has been read, so a keystroke's
+    /// echo is not delayed.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
         loop {
-            self.reader.readable().await?;
-            match self.reader.try_read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            if filled == 0 {
+                self.reader.readable().await?;
+            }
+            match self.reader.try_read(&mut buf[filled..]) {
+                Ok(0) => return Ok(filled),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        return Ok(filled);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if filled > 0 {
+                        return Ok(filled);
+                    }
+                }
+                // The hang-up is reported by the next call.
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
-                    return Ok(0)
+                    return Ok(filled)
+                }
+                Err(e) if filled > 0 => {
+                    tracing::debug!(error = %e, "reading the terminal failed after a partial read");
+                    return Ok(filled);
                 }
                 Err(e) => return Err(e),
             }

@@ -16,8 +16,10 @@ pub const PROTOCOL_NAME: &str = "seashell-agent";
 /// flow-controlled downloads (see
 /// [`FILE_READ_ACK_VERSION`](super::messages::FILE_READ_ACK_VERSION));
 /// version 3 added input typed by the server (see
-/// [`SEND_INPUT_VERSION`](super::messages::SEND_INPUT_VERSION)).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// [`SEND_INPUT_VERSION`](super::messages::SEND_INPUT_VERSION)); version 4
+/// added binary data-channel frames (see
+/// [`BINARY_FRAME_VERSION`](super::frame::BINARY_FRAME_VERSION)).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The oldest protocol version this crate speaks.
 pub const MIN_PROTOCOL_VERSION: u32 = 1;
 

@@ -227,23 +227,31 @@ impl DataChannelClient {
         self.closed.as_ref()
     }
 
-    /// Processes frames until the output (from where the last wait
-    /// stopped) contains `needle`; returns the output from there on.
+    /// Processes frames until `needle` appears in the output after what
+    /// earlier waits consumed; returns the output up to and including it.
     pub async fn wait_for(
         &mut self,
         needle: &str,
         timeout: Duration,
     ) -> Result<String, ClientError> {
         let start = self.searched;
-        let needle_bytes = needle.as_bytes().to_vec();
+        self.wait_for_bytes(needle.as_bytes(), timeout).await?;
+        Ok(String::from_utf8_lossy(&self.output[start..self.searched]).into_owned())
+    }
+
+    /// Like [`wait_for`](Self::wait_for), without copying the output.
+    pub async fn wait_for_bytes(
+        &mut self,
+        needle: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let start = self.searched;
+        let finder = memchr::memmem::Finder::new(needle).into_owned();
         let found = |c: &mut DataChannelClient| {
-            let from = c.searched.saturating_sub(needle_bytes.len()).max(start);
-            let hit = c.output[from..]
-                .windows(needle_bytes.len().max(1))
-                .position(|w| w == needle_bytes.as_slice());
-            match hit {
+            let from = c.searched.saturating_sub(needle.len()).max(start);
+            match finder.find(&c.output[from..]) {
                 Some(i) => {
-                    c.searched = from + i + needle_bytes.len();
+                    c.searched = from + i + needle.len();
                     true
                 }
                 None => {
@@ -252,14 +260,14 @@ impl DataChannelClient {
                 }
             }
         };
-        self.pump_until(timeout, |c| found(c)).await.map_err(|e| {
+        self.pump_until(timeout, found).await.map_err(|e| {
             let tail_from = self.output.len().saturating_sub(400);
             err(format!(
-                "waiting for {needle:?}: {e}; output ends with {:?}",
+                "waiting for {:?}: {e}; output ends with {:?}",
+                String::from_utf8_lossy(needle),
                 String::from_utf8_lossy(&self.output[tail_from..])
             ))
-        })?;
-        Ok(String::from_utf8_lossy(&self.output[start..self.searched]).into_owned())
+        })
     }
 
     /// Processes frames for `duration`.
