@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod hosted;
+
 use sqlx::{Connection, Executor};
 
 /// A `seashell serve` process, killed when dropped.
