@@ -17,9 +17,17 @@
 #   dnsmasq-base    the DNS servers of the network tests (the binary only:
 #                   unlike `dnsmasq`, it installs no service that would
 #                   start answering on the host's port 53)
+#   chromium        the headless browser of the web console's test
+#                   (crates/cli/tests/console_browser.rs, driven by
+#                   playwright-core from web/node_modules)
+#   nodejs, npm     build the web console (crates/server/build.rs); only
+#                   when no `node` is on the PATH already
 set -eu
 
-packages="runc busybox-static e2fsprogs mount util-linux iproute2 iptables procps coreutils dnsmasq-base debootstrap"
+packages="runc busybox-static e2fsprogs mount util-linux iproute2 iptables procps coreutils dnsmasq-base debootstrap chromium"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages="$packages nodejs npm"
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-runtime-deps.sh: must run as root" >&2

@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/signin/password", post(signin::change_password))
         .route("/signout", post(signin::signout))
         .route("/whoami", get(signin::whoami))
+        .merge(crate::console::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod builtin;
 pub mod caller;
 pub mod config;
+pub mod console;
 pub mod envs;
 pub mod error;
 pub mod gateway;

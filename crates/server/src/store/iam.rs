@@ -441,6 +441,7 @@ impl Store {
             "DELETE FROM temporary_credentials WHERE user_id = $1",
             "DELETE FROM console_sessions WHERE user_id = $1",
             "DELETE FROM signin_failures WHERE user_id = $1",
+            "DELETE FROM console_preferences WHERE user_id = $1",
             "DELETE FROM users WHERE user_id = $1",
         ] {
             sqlx::query(sql)
