@@ -24,6 +24,9 @@ pub enum IdentityType {
     /// A service acting on its own behalf.
     #[serde(rename = "AWSService")]
     AwsService,
+    /// A user of an IAM Identity Center identity store (portal sign-in,
+    /// SSO-OIDC tokens, the SSO portal API).
+    IdentityCenterUser,
     /// The caller could not be identified (for example a failed sign-in).
     Unknown,
 }
@@ -38,6 +41,7 @@ impl IdentityType {
             Self::Root => "Root",
             Self::FederatedUser => "FederatedUser",
             Self::AwsService => "AWSService",
+            Self::IdentityCenterUser => "IdentityCenterUser",
             Self::Unknown => "Unknown",
         }
     }
@@ -71,6 +75,19 @@ pub struct UserIdentity {
     /// The service that made the request on the principal's behalf.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoked_by: Option<String>,
+    /// For an Identity Center user, who in which identity store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<OnBehalfOf>,
+}
+
+/// `userIdentity.onBehalfOf`: an identity-store user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnBehalfOf {
+    /// The identity store's UserId.
+    pub user_id: String,
+    /// `arn:aws:identitystore::<account>:identitystore/<d-…>`.
+    pub identity_store_arn: String,
 }
 
 impl UserIdentity {
@@ -86,6 +103,31 @@ impl UserIdentity {
             user_name: None,
             session_context: None,
             invoked_by: None,
+            on_behalf_of: None,
+        }
+    }
+
+    /// An identity-store user of IAM Identity Center, in the account that
+    /// holds the instance. `user_name` is kept so LookupEvents can find the
+    /// user's records by name.
+    #[must_use]
+    pub fn identity_center_user(
+        account_id: &str,
+        identity_store_id: &str,
+        user_id: &str,
+        user_name: &str,
+    ) -> Self {
+        Self {
+            principal_id: Some(user_id.to_owned()),
+            account_id: Some(account_id.to_owned()),
+            user_name: Some(user_name.to_owned()),
+            on_behalf_of: Some(OnBehalfOf {
+                user_id: user_id.to_owned(),
+                identity_store_arn: format!(
+                    "arn:aws:identitystore::{account_id}:identitystore/{identity_store_id}"
+                ),
+            }),
+            ..Self::new(IdentityType::IdentityCenterUser)
         }
     }
 

@@ -52,8 +52,8 @@ pub mod time_format;
 pub use error::SinkError;
 pub use history::{EventHistory, HistoryError, MemoryHistory};
 pub use identity::{
-    IdentityType, IssuerType, SessionAttributes, SessionContext, SessionIssuer, UserIdentity,
-    WebIdFederationData,
+    IdentityType, IssuerType, OnBehalfOf, SessionAttributes, SessionContext, SessionIssuer,
+    UserIdentity, WebIdFederationData,
 };
 pub use lookup::{
     Event, LookupAttribute, LookupAttributeKey, LookupError, LookupEventsRequest,

@@ -43,6 +43,53 @@ pub enum AdminCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Print a one-time link (valid 7 days) with which an IAM Identity
+    /// Center user sets their password: what AWS sends as an invitation
+    /// email. A new link replaces none of the old ones; each works once.
+    InviteSsoUser {
+        /// The user's name in the identity store.
+        #[arg(long = "user-name")]
+        user_name: String,
+        /// The identity store (`d-…`); the first instance's when omitted.
+        #[arg(long = "identity-store-id")]
+        identity_store_id: Option<String>,
+        /// The server's TOML configuration file (for its public URL, data
+        /// directory and database).
+        #[arg(long, env = "SEASHELL_CONFIG")]
+        config: Option<PathBuf>,
+        /// The server's data directory.
+        #[arg(long, env = "SEASHELL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The server's database, if not the SQLite file in the data directory.
+        #[arg(long, env = "SEASHELL_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// The URL users reach the server at (else the configuration's).
+        #[arg(long = "public-url")]
+        public_url: Option<String>,
+    },
+    /// Disable an IAM Identity Center user (sign-ins refused; portal
+    /// sessions, tokens, role credentials and console sessions revoked at
+    /// once), or enable them again.
+    SetSsoUserStatus {
+        /// The user's name in the identity store.
+        #[arg(long = "user-name")]
+        user_name: String,
+        /// `enabled` or `disabled`.
+        #[arg(long, value_parser = ["enabled", "disabled"])]
+        status: String,
+        /// The identity store (`d-…`); the first instance's when omitted.
+        #[arg(long = "identity-store-id")]
+        identity_store_id: Option<String>,
+        /// The server's TOML configuration file.
+        #[arg(long, env = "SEASHELL_CONFIG")]
+        config: Option<PathBuf>,
+        /// The server's data directory.
+        #[arg(long, env = "SEASHELL_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The server's database, if not the SQLite file in the data directory.
+        #[arg(long, env = "SEASHELL_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
 }
 
 /// How to print results.
@@ -109,6 +156,59 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AdminCommand::InviteSsoUser {
+            user_name,
+            identity_store_id,
+            config,
+            data_dir,
+            database_url,
+            public_url,
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                Overrides {
+                    data_dir,
+                    database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            let store = Store::open(&config.database_url())
+                .await
+                .context("cannot open the database")?;
+            let user = sso_user(&store, identity_store_id.as_deref(), &user_name).await?;
+            let link = seashell_server::portal::invite(&store, &user.user_id).await?;
+            store.close().await;
+            let base = public_url.unwrap_or_else(|| config.public_url());
+            println!("{}{link}", base.trim_end_matches('/'));
+            Ok(())
+        }
+        AdminCommand::SetSsoUserStatus {
+            user_name,
+            status,
+            identity_store_id,
+            config,
+            data_dir,
+            database_url,
+        } => {
+            let config = Config::load(
+                config.as_deref(),
+                Overrides {
+                    data_dir,
+                    database_url,
+                    ..Overrides::default()
+                },
+            )?;
+            let store = Store::open(&config.database_url())
+                .await
+                .context("cannot open the database")?;
+            let user = sso_user(&store, identity_store_id.as_deref(), &user_name).await?;
+            store
+                .set_sso_user_disabled(&user.user_id, status == "disabled")
+                .await?;
+            store.close().await;
+            println!("{user_name}\t{status}");
+            Ok(())
+        }
         AdminCommand::Bootstrap {
             data_dir,
             database_url,
@@ -154,4 +254,25 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// An identity-store user by name, in the given or the first instance.
+async fn sso_user(
+    store: &Store,
+    identity_store_id: Option<&str>,
+    user_name: &str,
+) -> anyhow::Result<seashell_server::store::sso::SsoUser> {
+    let instance = store
+        .sso_instance(identity_store_id)
+        .await?
+        .context("no IAM Identity Center instance: create an organization first")?;
+    store
+        .sso_user_by_name(&instance.identity_store_id, user_name)
+        .await?
+        .with_context(|| {
+            format!(
+                "no user {user_name} in the identity store {}",
+                instance.identity_store_id
+            )
+        })
 }

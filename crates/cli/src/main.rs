@@ -41,6 +41,9 @@ enum Command {
     /// Write a profile for Seashell (as `aws configure`); get, set and
     /// list its settings.
     Configure(client::configure::ConfigureArgs),
+    /// Sign in to IAM Identity Center with a device code (`sso login`), or
+    /// log out (`sso logout`), as the AWS CLI does.
+    Sso(client::sso::SsoArgs),
     /// Print a shell completion script (bash, zsh, fish, …).
     Completion {
         /// The shell.
@@ -107,6 +110,7 @@ fn main() -> std::process::ExitCode {
                 let work = async { client::configure::run(args).await.map(|()| 0) };
                 Ok(Some(client::finish(work).await))
             }
+            Command::Sso(args) => Ok(Some(client::finish(client::sso::run(args)).await)),
             Command::Completion { shell } => {
                 let mut tree = command_tree();
                 clap_complete::generate(shell, &mut tree, "seashell", &mut std::io::stdout());

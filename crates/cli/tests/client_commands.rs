@@ -467,10 +467,17 @@ fn the_client_commands_work_against_a_real_server() {
     let out = child.wait_with_output().expect("configure");
     assert!(out.status.success(), "{out:?}");
     let config = std::fs::read_to_string(client.home.path().join("config")).expect("config");
-    for service in ["cloudshell", "iam", "sts", "sso", "sso-oidc", "cloudtrail"] {
+    for (service, path) in [
+        ("cloudshell", "cloudshell"),
+        ("iam", "iam"),
+        ("sts", "sts"),
+        ("sso", "sso"),
+        ("sso_oidc", "sso-oidc"),
+        ("cloudtrail", "cloudtrail"),
+    ] {
         assert!(
             config.contains(&format!(
-                "{service} =\n  endpoint_url = {}/{service}\n",
+                "{service} =\n  endpoint_url = {}/{path}\n",
                 hosted.base()
             )),
             "{config}"

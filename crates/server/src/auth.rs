@@ -184,7 +184,11 @@ async fn temporary(
             session,
             role: None,
         },
-        CredentialOwner::Role { role, session_name } => Caller {
+        CredentialOwner::Role {
+            role,
+            session_name,
+            sso_user_id,
+        } => Caller {
             arn: format!(
                 "arn:aws:sts::{}:assumed-role/{}/{session_name}",
                 role.account_id, role.name
@@ -203,6 +207,7 @@ async fn temporary(
                 role_id: role.role_id,
                 role_name: role.name,
                 session_name,
+                sso_user_id,
             }),
         },
     };

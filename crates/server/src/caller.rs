@@ -36,6 +36,9 @@ pub struct RoleSession {
     pub role_arn: String,
     /// `RoleSessionName`.
     pub session_name: String,
+    /// For role credentials from IAM Identity Center, the identity-store
+    /// user they were issued to.
+    pub sso_user_id: Option<String>,
 }
 
 /// The session of temporary credentials.

@@ -122,7 +122,11 @@ async fn get_preferences(State(state): State<Arc<AppState>>, headers: HeaderMap)
     let Some((_, session)) = signin::session_of(&state, &headers).await else {
         return (StatusCode::UNAUTHORIZED, "not signed in\n").into_response();
     };
-    match state.store.console_preferences(&session.user.user_id).await {
+    match state
+        .store
+        .console_preferences(&session.preferences_owner())
+        .await
+    {
         Ok(saved) => (
             [
                 (
@@ -177,7 +181,7 @@ async fn put_preferences(
     let text = serde_json::Value::Object(object).to_string();
     match state
         .store
-        .set_console_preferences(&session.user.user_id, &text)
+        .set_console_preferences(&session.preferences_owner(), &text)
         .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 
 mod json;
 mod rest_json;
+pub mod sso;
 
 pub use rest_json::REGION_HEADER;
 
@@ -37,6 +38,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/signout", post(signin::signout))
         .route("/whoami", get(signin::whoami))
         .merge(crate::console::routes())
+        .merge(crate::portal::routes())
+        .merge(sso::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod password;
 pub mod password_policy;
+pub mod portal;
 pub mod protocol;
 pub mod server;
 pub mod services;

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
-use crate::store::console::ConsoleSession;
+use crate::store::console::{ConsoleSession, SigninKind};
 use crate::store::StoreError;
 use crate::store::{now_ms, User};
 use crate::{ids, mfa, password, password_policy};
@@ -101,7 +101,7 @@ pub struct Started {
     pub user: User,
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
@@ -162,7 +162,7 @@ async fn attempt(
     let now = now_ms();
     // A locked account is refused without checking anything, so it gives a
     // guesser nothing to learn.
-    let locked = locked_out(state, &user.user_id, now)
+    let locked = locked_out(state, SigninKind::Console, &user.user_id, now)
         .await
         .map_err(|e| internal(&e))?;
     let password_ok = !locked && {
@@ -178,7 +178,7 @@ async fn attempt(
     };
     if !password_ok {
         if !locked {
-            count_failure(state, &user.user_id, now).await;
+            count_failure(state, SigninKind::Console, &user.user_id).await;
         }
         audit_login(
             state,
@@ -212,7 +212,7 @@ async fn attempt(
             if !fresh {
                 // A wrong or replayed code counts like a wrong password, so
                 // codes cannot be guessed without limit either.
-                count_failure(state, &user.user_id, now).await;
+                count_failure(state, SigninKind::Console, &user.user_id).await;
                 audit_login(state, &user.account_id, Some(&user), true, false, source_ip).await;
                 return Err(Refusal::Failed);
             }
@@ -243,7 +243,10 @@ async fn attempt(
         None if user.password_reset_required => return Err(Refusal::PasswordChangeRequired),
         None => {}
     }
-    let _ = state.store.clear_signin_failures(&user.user_id).await;
+    let _ = state
+        .store
+        .clear_signin_failures(SigninKind::Console, &user.user_id)
+        .await;
     let token = random_token(32);
     let csrf_token = random_token(32);
     let expires = now + SESSION_MS;
@@ -286,16 +289,26 @@ async fn attempt(
 
 /// Whether sign-ins (and MFA codes) of `user_id` are refused right now after
 /// too many failures.
-pub async fn locked_out(state: &AppState, user_id: &str, now: i64) -> Result<bool, StoreError> {
-    Ok(state.store.signin_failures(user_id).await?.locked_until > now)
+pub async fn locked_out(
+    state: &AppState,
+    kind: SigninKind,
+    user_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(state
+        .store
+        .signin_failures(kind, user_id)
+        .await?
+        .locked_until
+        > now)
 }
 
 /// Counts a wrong password or MFA code of `user_id`: after
 /// [`FREE_FAILURES`], each further one locks the user out for twice as long
 /// as the last (from one second up to 15 minutes). The count is one atomic
 /// statement, so guesses sent in parallel are all counted.
-pub async fn count_failure(state: &AppState, user_id: &str, now: i64) {
-    let count = match state.store.record_signin_failure(user_id).await {
+pub async fn count_failure(state: &AppState, kind: SigninKind, user_id: &str) {
+    let count = match state.store.record_signin_failure(kind, user_id).await {
         Ok(count) => count,
         Err(e) => {
             tracing::error!(error = %e, "could not count a failed sign-in");
@@ -304,8 +317,10 @@ pub async fn count_failure(state: &AppState, user_id: &str, now: i64) {
     };
     if count > FREE_FAILURES {
         let shift = u32::try_from((count - FREE_FAILURES - 1).min(20)).unwrap_or(20);
-        let until = now + (1000i64 << shift).min(MAX_LOCK_MS);
-        if let Err(e) = state.store.lock_signin(user_id, until).await {
+        // From now, not from when the attempt began: the password check
+        // before it may have taken a while.
+        let until = now_ms() + (1000i64 << shift).min(MAX_LOCK_MS);
+        if let Err(e) = state.store.lock_signin(kind, user_id, until).await {
             tracing::error!(error = %e, "could not lock out a user after failed sign-ins");
         }
     }
@@ -318,7 +333,7 @@ static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLoc
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
 });
 
-async fn verify_password(given: &str, stored: &str) -> bool {
+pub(crate) async fn verify_password(given: &str, stored: &str) -> bool {
     let Ok(_permit) = HASHING.acquire().await else {
         return false;
     };
@@ -328,7 +343,7 @@ async fn verify_password(given: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn hash_password(new: &str) -> Result<String, String> {
+pub(crate) async fn hash_password(new: &str) -> Result<String, String> {
     let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
     let new = new.to_owned();
     tokio::task::spawn_blocking(move || password::hash(&new).map_err(|e| e.to_string()))
@@ -338,7 +353,7 @@ async fn hash_password(new: &str) -> Result<String, String> {
 
 /// An Argon2id hash of a random password, checked against when the user does
 /// not exist so both paths take as long.
-static DUMMY_HASH: std::sync::LazyLock<String> =
+pub(crate) static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| password::hash(&random_token(16)).unwrap_or_default());
 
 async fn audit_login(
@@ -375,7 +390,7 @@ async fn audit_login(
     }
 }
 
-fn cookie_header(
+pub(crate) fn cookie_header(
     name: &str,
     value: &str,
     max_age_s: i64,
@@ -485,7 +500,7 @@ pub async fn signin_form() -> Response {
 /// foreign page signing the browser in as the attacker). Browsers send
 /// `Origin` on every POST; programs may leave it out.
 #[allow(clippy::result_large_err)]
-fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     crate::gateway::check_origin(headers, &state.config.public_url())
 }
 
@@ -621,9 +636,9 @@ pub async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
             StatusCode::OK,
             [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
             axum::Json(serde_json::json!({
-                "Arn": session.user.arn(),
-                "UserName": session.user.name,
-                "Account": session.user.account_id,
+                "Arn": session.arn(),
+                "UserName": session.display_name(),
+                "Account": session.account_id(),
                 "MFAUsed": session.mfa_used,
                 "Regions": state.config.regions,
             })),
@@ -633,7 +648,7 @@ pub async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     }
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 

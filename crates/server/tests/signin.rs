@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
+use seashell_server::store::console::SigninKind;
 use seashell_server::{mfa, signin, Config};
 
 fn config(db: &common::TestDb) -> Config {
@@ -374,14 +375,17 @@ async fn lockout_and_mfa() {
         for guess in guesses {
             assert_eq!(guess.await.expect("guess"), 401);
         }
-        let failures = store.signin_failures(&bob.user_id).await.expect("failures");
+        let failures = store
+            .signin_failures(SigninKind::Console, &bob.user_id)
+            .await
+            .expect("failures");
         assert!(failures.failures > 5, "{backend}: {failures:?}");
         assert!(
             failures.locked_until > now_ms(),
             "{backend}: parallel guesses lock the user: {failures:?}"
         );
         store
-            .clear_signin_failures(&bob.user_id)
+            .clear_signin_failures(SigninKind::Console, &bob.user_id)
             .await
             .expect("clear");
 
@@ -442,14 +446,14 @@ async fn lockout_and_mfa() {
         );
         assert!(
             store
-                .signin_failures(&bob.user_id)
+                .signin_failures(SigninKind::Console, &bob.user_id)
                 .await
                 .expect("failures")
                 .locked_until
                 > now_ms()
         );
         store
-            .clear_signin_failures(&bob.user_id)
+            .clear_signin_failures(SigninKind::Console, &bob.user_id)
             .await
             .expect("clear");
 

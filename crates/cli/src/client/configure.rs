@@ -21,7 +21,8 @@ pub const SERVICES: [(&str, &str); 6] = [
     ("iam", "/iam"),
     ("sts", "/sts"),
     ("sso", "/sso"),
-    ("sso-oidc", "/sso-oidc"),
+    // botocore keys the services section by service id: `SSO OIDC`.
+    ("sso_oidc", "/sso-oidc"),
     ("cloudtrail", "/cloudtrail"),
 ];
 

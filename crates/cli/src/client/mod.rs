@@ -1,5 +1,5 @@
 //! The client commands of `seashell`: the CloudShell API (`cloudshell`),
-//! `connect`, `cp`, `configure` and `completion`, with the AWS CLI's
+//! `connect`, `cp`, `configure`, `sso` and `completion`, with the AWS CLI's
 //! conventions for configuration, output and exit codes.
 
 pub mod argv;
@@ -15,6 +15,7 @@ pub mod model;
 pub mod output;
 pub mod query;
 pub mod settings;
+pub mod sso;
 pub mod timestamps;
 
 use clap::Args;

@@ -97,6 +97,7 @@ impl Environments {
                         &role.session_name,
                         mfa,
                         expires_at,
+                        role.sso_user_id.as_deref(),
                     )
                     .await
             }
@@ -205,7 +206,11 @@ impl Environments {
                 }),
                 role: None,
             },
-            CredentialOwner::Role { role, session_name } => Caller {
+            CredentialOwner::Role {
+                role,
+                session_name,
+                sso_user_id,
+            } => Caller {
                 arn: String::new(),
                 account_id: role.account_id.clone(),
                 principal_id: String::new(),
@@ -221,6 +226,7 @@ impl Environments {
                     role_name: role.name.clone(),
                     role_arn: String::new(),
                     session_name,
+                    sso_user_id,
                 }),
             },
         };

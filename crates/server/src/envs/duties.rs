@@ -1,8 +1,10 @@
 //! What the service does on its own, every few seconds: ends sessions that
 //! were idle too long or reached the maximum duration, suspends
 //! environments without sessions after the grace period, meters running
-//! time, tends forwarded credentials, purges spent tokens, and deletes
-//! homes unused past the retention period (recorded as `AwsServiceEvent`).
+//! time, tends forwarded credentials, purges spent tokens, deletes homes
+//! unused past the retention period (recorded as `AwsServiceEvent`), and
+//! revokes IAM Identity Center role credentials whose user or assignment is
+//! gone (so such changes take effect within one round).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,11 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
 pub async fn run_once(state: &AppState) {
     let span = tracing::debug_span!("environments.duties");
     let _enter = span.enter();
+    match state.store.revoke_lapsed_sso_access().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(revoked = n, "revoked role credentials of lapsed SSO access"),
+        Err(e) => tracing::warn!(error = %e, "cannot revoke lapsed SSO access"),
+    }
     let envs = &state.envs;
     envs.wait_reconciled().await;
     if envs.backend_now().is_none() {

@@ -17,11 +17,12 @@ use seashell_audit::Record;
 
 use super::{audit, auth_failed, record_metrics, request_info, with_request, Incoming};
 use crate::auth;
-use crate::caller::{Caller, CallerSession};
+use crate::caller::{Caller, CallerSession, RoleSession};
 use crate::error::ApiError;
 use crate::services::cloudshell::{self, Operation, Origin, EVENT_SOURCE};
 use crate::signin;
 use crate::state::AppState;
+use crate::store::console::ConsolePrincipal;
 
 /// The header the console names its region in.
 pub const REGION_HEADER: &str = "x-seashell-region";
@@ -181,7 +182,7 @@ async fn console_caller(
     };
     if !signin::csrf_ok(&session, headers) {
         return Err(auth::AuthFailure {
-            user: Some(session.user.clone()),
+            user: session.iam_user().cloned(),
             ..failure(
                 StatusCode::FORBIDDEN,
                 "InvalidCsrfToken",
@@ -196,7 +197,7 @@ async fn console_caller(
         .unwrap_or_else(|| state.default_region().to_string());
     if !state.config.has_region(&region) {
         return Err(auth::AuthFailure {
-            user: Some(session.user.clone()),
+            user: session.iam_user().cloned(),
             ..failure(
                 StatusCode::BAD_REQUEST,
                 "ValidationException",
@@ -223,22 +224,43 @@ async fn console_caller(
             "The console session has expired; sign in again.",
         ));
     };
-    let user = session.user;
-    let caller = Caller {
-        arn: user.arn(),
-        account_id: user.account_id.clone(),
-        principal_id: user.user_id.clone(),
-        user_name: user.name.clone(),
-        user_id: user.user_id.clone(),
-        access_key_id,
-        session: Some(CallerSession {
-            issued_at: chrono::DateTime::from_timestamp_millis(
-                session.expires_at - signin::SESSION_MS,
-            )
+    let caller_session = Some(CallerSession {
+        issued_at: chrono::DateTime::from_timestamp_millis(session.expires_at - signin::SESSION_MS)
             .unwrap_or_default(),
-            mfa_authenticated: session.mfa_used,
-        }),
-        role: None,
+        mfa_authenticated: session.mfa_used,
+    });
+    let arn = session.arn();
+    let caller = match session.principal {
+        ConsolePrincipal::User(user) => Caller {
+            arn,
+            account_id: user.account_id.clone(),
+            principal_id: user.user_id.clone(),
+            user_name: user.name.clone(),
+            user_id: user.user_id.clone(),
+            access_key_id,
+            session: caller_session,
+            role: None,
+        },
+        ConsolePrincipal::Role {
+            role,
+            session_name,
+            sso_user_id,
+        } => Caller {
+            arn,
+            account_id: role.account_id.clone(),
+            principal_id: format!("{}:{session_name}", role.role_id),
+            user_name: String::new(),
+            user_id: String::new(),
+            access_key_id,
+            session: caller_session,
+            role: Some(RoleSession {
+                role_arn: role.arn(),
+                role_id: role.role_id,
+                role_name: role.name,
+                session_name,
+                sso_user_id: Some(sso_user_id),
+            }),
+        },
     };
     Ok((caller, region, Some(hash)))
 }

@@ -3,6 +3,8 @@
 pub mod cloudshell;
 pub mod cloudtrail;
 pub mod iam;
+pub mod sso_oidc;
+pub mod sso_portal;
 pub mod sts;
 
 use serde_json::Value;

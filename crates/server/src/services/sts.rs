@@ -101,9 +101,14 @@ async fn get_session_token(
             // Codes count against the same lockout as console sign-ins, so
             // stolen keys cannot be used to guess one.
             let now_ms = now_ms();
-            if crate::signin::locked_out(state, &caller.user_id, now_ms)
-                .await
-                .map_err(|e| ApiError::internal(&e))?
+            if crate::signin::locked_out(
+                state,
+                crate::store::console::SigninKind::Console,
+                &caller.user_id,
+                now_ms,
+            )
+            .await
+            .map_err(|e| ApiError::internal(&e))?
             {
                 return Err(denied());
             }
@@ -118,7 +123,12 @@ async fn get_session_token(
                 None => false,
             };
             if !fresh {
-                crate::signin::count_failure(state, &caller.user_id, now_ms).await;
+                crate::signin::count_failure(
+                    state,
+                    crate::store::console::SigninKind::Console,
+                    &caller.user_id,
+                )
+                .await;
                 return Err(denied());
             }
             true
@@ -338,6 +348,7 @@ async fn assume_role(
             session_name,
             caller.mfa_authenticated(),
             creds.expires_at,
+            None,
         )
         .await
         .map_err(|e| ApiError::internal(&e))?;

@@ -8,14 +8,98 @@ use super::{now_ms, query_err, user_from_row, Store, StoreError, User, USER_COLU
 /// A console session as stored.
 #[derive(Debug, Clone)]
 pub struct ConsoleSession {
-    /// The signed-in user.
-    pub user: User,
+    /// Who is signed in.
+    pub principal: ConsolePrincipal,
     /// The session's CSRF token (sent back in a header on every change).
     pub csrf_token: String,
     /// Whether sign-in used an MFA code.
     pub mfa_used: bool,
     /// Milliseconds since the epoch.
     pub expires_at: i64,
+}
+
+/// Who a console session is for.
+#[derive(Debug, Clone)]
+pub enum ConsolePrincipal {
+    /// An IAM user who signed in at `/signin`.
+    User(User),
+    /// A role session: an identity-store user who chose "Management
+    /// console" for a role in the access portal.
+    Role {
+        /// The role.
+        role: Role,
+        /// The role session's name (the user's name).
+        session_name: String,
+        /// The identity-store user.
+        sso_user_id: String,
+    },
+}
+
+impl ConsoleSession {
+    /// The IAM user, for user sessions.
+    pub fn iam_user(&self) -> Option<&User> {
+        match &self.principal {
+            ConsolePrincipal::User(user) => Some(user),
+            ConsolePrincipal::Role { .. } => None,
+        }
+    }
+
+    /// The principal's ARN (`…:user/…` or `…:assumed-role/…/…`).
+    pub fn arn(&self) -> String {
+        match &self.principal {
+            ConsolePrincipal::User(user) => user.arn(),
+            ConsolePrincipal::Role {
+                role, session_name, ..
+            } => format!(
+                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+                role.account_id, role.name
+            ),
+        }
+    }
+
+    /// The account signed in to.
+    pub fn account_id(&self) -> &str {
+        match &self.principal {
+            ConsolePrincipal::User(user) => &user.account_id,
+            ConsolePrincipal::Role { role, .. } => &role.account_id,
+        }
+    }
+
+    /// The name the console shows: the user name, or the role session's.
+    pub fn display_name(&self) -> &str {
+        match &self.principal {
+            ConsolePrincipal::User(user) => &user.name,
+            ConsolePrincipal::Role { session_name, .. } => session_name,
+        }
+    }
+
+    /// Whose console preferences apply: the IAM user's, or the
+    /// identity-store user's whichever role they chose.
+    pub fn preferences_owner(&self) -> String {
+        match &self.principal {
+            ConsolePrincipal::User(user) => user.user_id.clone(),
+            ConsolePrincipal::Role { sso_user_id, .. } => format!("sso:{sso_user_id}"),
+        }
+    }
+}
+
+/// Whose sign-ins are counted: IAM users at the console, or
+/// identity-store users at the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigninKind {
+    /// `/signin`.
+    Console,
+    /// `/start`.
+    Portal,
+}
+
+impl SigninKind {
+    fn table(self) -> &'static str {
+        match self {
+            SigninKind::Console => "signin_failures",
+            SigninKind::Portal => "sso_signin_failures",
+        }
+    }
 }
 
 /// Whose temporary credentials are.
@@ -29,6 +113,9 @@ pub enum CredentialOwner {
         role: Role,
         /// `RoleSessionName`.
         session_name: String,
+        /// The identity-store user the credentials were issued to, for
+        /// role credentials from IAM Identity Center.
+        sso_user_id: Option<String>,
     },
 }
 
@@ -92,13 +179,20 @@ impl Store {
     }
 
     /// A user's failed sign-in record.
-    pub async fn signin_failures(&self, user_id: &str) -> Result<SigninFailures, StoreError> {
-        let row =
-            sqlx::query("SELECT failures, locked_until FROM signin_failures WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_err("reading sign-in failures"))?;
+    pub async fn signin_failures(
+        &self,
+        kind: SigninKind,
+        user_id: &str,
+    ) -> Result<SigninFailures, StoreError> {
+        let sql = format!(
+            "SELECT failures, locked_until FROM {} WHERE user_id = $1",
+            kind.table()
+        );
+        let row = sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading sign-in failures"))?;
         let Some(row) = row else {
             return Ok(SigninFailures::default());
         };
@@ -114,37 +208,55 @@ impl Store {
 
     /// Counts one more failed sign-in (a wrong password or MFA code) in a
     /// single statement, so parallel guesses are all counted; the count.
-    pub async fn record_signin_failure(&self, user_id: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO signin_failures (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = signin_failures.failures + 1 \
-             RETURNING failures",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(query_err("recording sign-in failure"))?;
+    pub async fn record_signin_failure(
+        &self,
+        kind: SigninKind,
+        user_id: &str,
+    ) -> Result<i64, StoreError> {
+        let table = kind.table();
+        let sql = format!(
+            "INSERT INTO {table} (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = {table}.failures + 1 \
+             RETURNING failures"
+        );
+        let row = sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("recording sign-in failure"))?;
         row.try_get("failures")
             .map_err(query_err("recording sign-in failure"))
     }
 
     /// Refuses sign-ins until `until` (milliseconds since the epoch), unless
     /// a later lock is already set.
-    pub async fn lock_signin(&self, user_id: &str, until: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE signin_failures SET locked_until = $2 WHERE user_id = $1 AND locked_until < $2",
-        )
-        .bind(user_id)
-        .bind(until)
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("locking sign-in"))?;
+    pub async fn lock_signin(
+        &self,
+        kind: SigninKind,
+        user_id: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE {} SET locked_until = $2 WHERE user_id = $1 AND locked_until < $2",
+            kind.table()
+        );
+        sqlx::query(&sql)
+            .bind(user_id)
+            .bind(until)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("locking sign-in"))?;
         Ok(())
     }
 
     /// Forgets a user's failed sign-ins (after a successful one).
-    pub async fn clear_signin_failures(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM signin_failures WHERE user_id = $1")
+    pub async fn clear_signin_failures(
+        &self,
+        kind: SigninKind,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let sql = format!("DELETE FROM {} WHERE user_id = $1", kind.table());
+        sqlx::query(&sql)
             .bind(user_id)
             .execute(&self.pool)
             .await
@@ -193,10 +305,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(query_err("reading console session"))?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            return self.federated_console_session(token_hash).await;
+        };
         let read = || -> Result<ConsoleSession, sqlx::Error> {
             Ok(ConsoleSession {
-                user: user_from_row(&row)?,
+                principal: ConsolePrincipal::User(user_from_row(&row)?),
                 csrf_token: row.try_get("csrf_token")?,
                 mfa_used: row.try_get::<i64, _>("mfa_used")? != 0,
                 expires_at: row.try_get("expires_at")?,
@@ -207,6 +321,100 @@ impl Store {
             .map_err(query_err("reading console session"))
     }
 
+    /// A live console session of a role (portal federation), of an enabled
+    /// identity-store user.
+    async fn federated_console_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let doing = "reading console session";
+        let row = sqlx::query(
+            "SELECT s.role_id, s.role_session_name, s.sso_user_id, s.csrf_token, s.mfa_used, \
+             s.expires_at FROM federated_console_sessions s \
+             JOIN sso_users u ON u.user_id = s.sso_user_id \
+             WHERE s.token_hash = $1 AND s.revoked = 0 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err(doing))?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |name: &str| -> Result<String, StoreError> {
+            row.try_get(name).map_err(query_err(doing))
+        };
+        let Some(role) = self.role_by_id(&get("role_id")?).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ConsoleSession {
+            principal: ConsolePrincipal::Role {
+                role,
+                session_name: get("role_session_name")?,
+                sso_user_id: get("sso_user_id")?,
+            },
+            csrf_token: get("csrf_token")?,
+            mfa_used: row
+                .try_get::<i64, _>("mfa_used")
+                .map_err(query_err(doing))?
+                != 0,
+            expires_at: row.try_get("expires_at").map_err(query_err(doing))?,
+        }))
+    }
+
+    /// Starts a console session as a role for an identity-store user, with
+    /// the role credentials its shells get, together.
+    #[allow(clippy::too_many_arguments)] // One column each.
+    pub async fn create_federated_console_session(
+        &self,
+        token_hash: &str,
+        role_id: &str,
+        session_name: &str,
+        sso_user_id: &str,
+        csrf_token: &str,
+        mfa_used: bool,
+        expires_at: i64,
+        credentials: (&str, &str, &str),
+    ) -> Result<(), StoreError> {
+        let doing = "starting a console session";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        sqlx::query(
+            "INSERT INTO federated_console_sessions (token_hash, role_id, role_session_name, \
+             sso_user_id, csrf_token, mfa_used, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(token_hash)
+        .bind(role_id)
+        .bind(session_name)
+        .bind(sso_user_id)
+        .bind(csrf_token)
+        .bind(i64::from(mfa_used))
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        let (access_key_id, secret, session_token) = credentials;
+        sqlx::query(
+            "INSERT INTO temporary_credentials (access_key_id, secret, session_token, role_id, \
+             role_session_name, console_session, mfa_authenticated, created_at, expires_at, \
+             sso_user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(access_key_id)
+        .bind(secret)
+        .bind(session_token)
+        .bind(role_id)
+        .bind(session_name)
+        .bind(token_hash)
+        .bind(i64::from(mfa_used))
+        .bind(now_ms())
+        .bind(expires_at)
+        .bind(sso_user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        tx.commit().await.map_err(query_err(doing))
+    }
+
     /// Ends a console session and revokes its temporary credentials, together.
     pub async fn revoke_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
         let mut tx = self
@@ -214,11 +422,16 @@ impl Store {
             .begin()
             .await
             .map_err(query_err("ending console session"))?;
-        sqlx::query("UPDATE console_sessions SET revoked = 1 WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("ending console session"))?;
+        for sql in [
+            "UPDATE console_sessions SET revoked = 1 WHERE token_hash = $1",
+            "UPDATE federated_console_sessions SET revoked = 1 WHERE token_hash = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("ending console session"))?;
+        }
         sqlx::query("UPDATE temporary_credentials SET revoked = 1 WHERE console_session = $1")
             .bind(token_hash)
             .execute(&mut *tx)
@@ -268,7 +481,7 @@ impl Store {
     ) -> Result<Option<TemporaryCredential>, StoreError> {
         let row = sqlx::query(
             "SELECT access_key_id, secret, session_token, user_id, role_id, role_session_name, \
-             mfa_authenticated, expires_at, revoked, created_at FROM temporary_credentials \
+             sso_user_id, mfa_authenticated, expires_at, revoked, created_at FROM temporary_credentials \
              WHERE access_key_id = $1",
         )
         .bind(access_key_id)
@@ -289,6 +502,7 @@ impl Store {
                 Some(role) => CredentialOwner::Role {
                     role,
                     session_name: get("role_session_name")?.unwrap_or_default(),
+                    sso_user_id: get("sso_user_id")?,
                 },
                 None => return Ok(None),
             },
@@ -311,7 +525,9 @@ impl Store {
             .map_err(query_err("reading temporary credentials"))
     }
 
-    /// Stores the credentials of a role session (AssumeRole).
+    /// Stores the credentials of a role session (AssumeRole, or an
+    /// identity-store user's role credentials, which name the user in
+    /// `sso_user_id` so they can be revoked with the user's access).
     #[allow(clippy::too_many_arguments)] // One column each.
     pub async fn create_role_credentials(
         &self,
@@ -322,11 +538,12 @@ impl Store {
         session_name: &str,
         mfa_authenticated: bool,
         expires_at: i64,
+        sso_user_id: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO temporary_credentials (access_key_id, secret, session_token, role_id, \
-             role_session_name, mfa_authenticated, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             role_session_name, mfa_authenticated, created_at, expires_at, sso_user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(access_key_id)
         .bind(secret)
@@ -336,6 +553,7 @@ impl Store {
         .bind(i64::from(mfa_authenticated))
         .bind(now_ms())
         .bind(expires_at)
+        .bind(sso_user_id)
         .execute(&self.pool)
         .await
         .map_err(query_err("issuing role credentials"))?;

@@ -15,6 +15,7 @@ pub mod cloudshell;
 pub mod console;
 
 pub mod iam;
+pub mod sso;
 
 /// A database failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
