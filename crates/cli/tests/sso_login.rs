@@ -19,64 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sso::{csrf_of, s, Admin, Browser};
 use common::{aws_bin, seashell, text, Server};
 use serde_json::Value;
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
-
-/// The administrator's keys and the server, for AWS CLI calls.
-struct Admin<'a> {
-    server: &'a Server,
-    key_id: String,
-    secret: String,
-}
-
-impl Admin<'_> {
-    fn aws(&self, args: &[&str]) -> Result<Value, String> {
-        let out = common::client(
-            &aws_bin().join("aws"),
-            self.server,
-            &self.key_id,
-            &self.secret,
-        )
-        .env(
-            "AWS_ENDPOINT_URL_ORGANIZATIONS",
-            self.server.endpoint("organizations"),
-        )
-        .env(
-            "AWS_ENDPOINT_URL_IDENTITYSTORE",
-            self.server.endpoint("identitystore"),
-        )
-        .env(
-            "AWS_ENDPOINT_URL_SSO_ADMIN",
-            self.server.endpoint("sso-admin"),
-        )
-        .args(args)
-        .args(["--output", "json"])
-        .output()
-        .expect("run aws");
-        let (stdout, stderr) = text(&out);
-        if !out.status.success() {
-            return Err(stderr);
-        }
-        if stdout.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&stdout).map_err(|e| format!("not JSON ({e}): {stdout}"))
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        self.aws(args)
-            .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
-    }
-}
-
-fn s(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{pointer} missing in {v}"))
-        .to_string()
-}
 
 /// What the blog's five setup steps create.
 struct Org {
@@ -266,81 +213,6 @@ fn caller_arn(home: &Path, profile: &str) -> Result<String, String> {
     }
     let v: Value = serde_json::from_str(&stdout).map_err(|e| e.to_string())?;
     Ok(s(&v, "/Arn"))
-}
-
-/// The browser's side of the portal, with its cookies.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
-impl Browser {
-    fn new(server: &Server) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: format!("http://{}", server.addr),
-            cookie: String::new(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .expect("GET");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .header("origin", &self.base)
-            .form(form)
-            .send()
-            .await
-            .expect("POST");
-        for value in r.headers().get_all("set-cookie") {
-            let pair = value
-                .to_str()
-                .expect("cookie")
-                .split(';')
-                .next()
-                .unwrap_or("");
-            let name = pair.split('=').next().unwrap_or("");
-            let mut kept: Vec<String> = self
-                .cookie
-                .split("; ")
-                .filter(|c| !c.is_empty() && !c.starts_with(&format!("{name}=")))
-                .map(str::to_string)
-                .collect();
-            kept.push(pair.to_string());
-            self.cookie = kept.join("; ");
-        }
-        r
-    }
-
-    fn cookie_value(&self, name: &str) -> Option<String> {
-        self.cookie
-            .split("; ")
-            .find_map(|c| c.strip_prefix(&format!("{name}=")))
-            .map(str::to_string)
-    }
-}
-
-/// The value of the first hidden `csrf` field of a page.
-fn csrf_of(page: &str) -> String {
-    let at = page.find(r#"name="csrf" value=""#).expect("csrf field");
-    let rest = &page[at + r#"name="csrf" value=""#.len()..];
-    rest[..rest.find('"').expect("end")].to_string()
 }
 
 /// Runs `seashell sso login` until it shows the code; the user approves it

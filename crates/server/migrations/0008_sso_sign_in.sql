@@ -31,6 +31,17 @@ CREATE TABLE sso_invitations (
     used        BIGINT NOT NULL DEFAULT 0
 );
 
+-- Sign-ins through the external OpenID Connect identity provider that are
+-- waiting for its answer: the state (hashed), the PKCE verifier and the
+-- nonce, each used once.
+CREATE TABLE sso_idp_logins (
+    state_hash     TEXT PRIMARY KEY,
+    pkce_verifier  TEXT NOT NULL,
+    nonce          TEXT NOT NULL,
+    next_path      TEXT NOT NULL,
+    expires_at     BIGINT NOT NULL
+);
+
 CREATE TABLE sso_oidc_clients (
     client_id           TEXT PRIMARY KEY,
     client_secret_hash  TEXT NOT NULL,

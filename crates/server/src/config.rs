@@ -37,6 +37,64 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Environments and the CloudShell service (`[cloudshell]`).
     pub cloudshell: CloudShellSettings,
+    /// IAM Identity Center sign-in (`[sso]`).
+    pub sso: SsoSettings,
+}
+
+/// `[sso]`: how identity-store users may sign in to the portal.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SsoSettings {
+    /// An external OpenID Connect identity provider (`[sso.identity_provider]`):
+    /// the portal offers "Sign in with <name>" and maps its users and
+    /// groups into the identity store.
+    pub identity_provider: Option<IdentityProvider>,
+}
+
+/// An external OpenID Connect identity provider.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProvider {
+    /// The name the portal shows ("Sign in with <name>").
+    pub name: String,
+    /// The issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// This server's client id at the provider.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// The claim that names the user in the identity store.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups (group display names).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The identity store users land in (`d-…`); the first instance's when
+    /// unset.
+    #[serde(default)]
+    pub identity_store_id: Option<String>,
+}
+
+// The secret stays out of logs and debug output.
+impl std::fmt::Debug for IdentityProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProvider")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("username_claim", &self.username_claim)
+            .field("groups_claim", &self.groups_claim)
+            .field("identity_store_id", &self.identity_store_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 /// Log output format.
@@ -74,6 +132,7 @@ impl Default for Config {
             regions: vec!["us-east-1".into(), "eu-west-1".into()],
             max_body_bytes: 1 << 20,
             cloudshell: CloudShellSettings::default(),
+            sso: SsoSettings::default(),
         }
     }
 }

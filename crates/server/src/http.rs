@@ -39,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/whoami", get(signin::whoami))
         .merge(crate::console::routes())
         .merge(crate::portal::routes())
+        .merge(crate::external_idp::routes())
         .merge(sso::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

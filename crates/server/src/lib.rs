@@ -15,6 +15,7 @@ pub mod config;
 pub mod console;
 pub mod envs;
 pub mod error;
+pub mod external_idp;
 pub mod gateway;
 pub mod http;
 pub mod ids;

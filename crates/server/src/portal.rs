@@ -66,6 +66,19 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
+/// A page with a heading and one message.
+pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    page(
+        status,
+        title,
+        &format!(
+            "<h1>{}</h1><p role=\"alert\">{}</p><p><a href=\"/start\">Back to the access portal</a></p>",
+            escape(title),
+            escape(message)
+        ),
+    )
+}
+
 fn redirect(to: &str) -> Response {
     let location = HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/start"));
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
@@ -73,7 +86,7 @@ fn redirect(to: &str) -> Response {
 
 /// Only portal paths are followed after sign-in, so `next` cannot send the
 /// user to another site.
-fn safe_next(next: Option<&str>) -> &str {
+pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with("/start")
@@ -87,7 +100,8 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie of the request.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -133,7 +147,21 @@ pub async fn checked_session(
     Ok((hash, session))
 }
 
-fn signin_page(status: StatusCode, message: &str, directory: &str, next: &str) -> Response {
+fn signin_page(
+    state: &AppState,
+    status: StatusCode,
+    message: &str,
+    directory: &str,
+    next: &str,
+) -> Response {
+    let external = match &state.config.sso.identity_provider {
+        Some(idp) => format!(
+            r#"<p><a id="idp-signin" href="/start/idp/login?next={}">Sign in with {}</a></p>"#,
+            escape(&urlencode(next)),
+            escape(&idp.name)
+        ),
+        None => String::new(),
+    };
     page(
         status,
         "Sign in",
@@ -144,12 +172,23 @@ fn signin_page(status: StatusCode, message: &str, directory: &str, next: &str) -
 <label>Username <input name="username" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <label>MFA code <input name="mfa_code" inputmode="numeric" autocomplete="one-time-code"></label>
-<button type="submit">Sign in</button></form>"#,
+<button type="submit">Sign in</button></form>{external}"#,
             escape(message),
             escape(directory),
             escape(next)
         ),
     )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -169,7 +208,7 @@ async fn directory_home(
 
 async fn show_home(state: &AppState, headers: &HeaderMap, directory: &str) -> Response {
     let Some((_, session)) = session_of(state, headers).await else {
-        return signin_page(StatusCode::OK, "", directory, "/start");
+        return signin_page(state, StatusCode::OK, "", directory, "/start");
     };
     let roles = match state.store.sso_user_roles(&session.user.user_id).await {
         Ok(roles) => roles,
@@ -252,22 +291,14 @@ async fn signin(
     }
     let next = safe_next(form.next.as_deref()).to_string();
     match attempt(&state, &form, &peer.ip().to_string()).await {
-        Ok((token, _)) => {
-            let mut response = redirect(&next);
-            let max_age = i64::try_from(SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX);
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                cookie_header(
-                    PORTAL_COOKIE,
-                    &token,
-                    max_age,
-                    state.config.tls_cert.is_some(),
-                    true,
-                ),
-            );
-            response
-        }
-        Err(message) => signin_page(StatusCode::UNAUTHORIZED, message, &form.directory, &next),
+        Ok(token) => signed_in(&state, &token, &next),
+        Err(message) => signin_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            message,
+            &form.directory,
+            &next,
+        ),
     }
 }
 
@@ -277,7 +308,7 @@ async fn attempt(
     state: &AppState,
     form: &SigninForm,
     source_ip: &str,
-) -> Result<(String, SsoUser), &'static str> {
+) -> Result<String, &'static str> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "portal sign-in failed on the server's side");
         GENERIC_FAILURE
@@ -298,7 +329,7 @@ async fn attempt(
     };
     let Some(user) = user.filter(|u| !u.disabled) else {
         let _ = verify_password(&form.password, &DUMMY_HASH).await;
-        audit_signin(state, None, false, source_ip).await;
+        audit_signin(state, None, false, source_ip, "PASSWORD").await;
         return Err(GENERIC_FAILURE);
     };
     let now = now_ms();
@@ -317,7 +348,7 @@ async fn attempt(
         if !locked {
             crate::signin::count_failure(state, SigninKind::Portal, &user.user_id).await;
         }
-        audit_signin(state, Some(&user), false, source_ip).await;
+        audit_signin(state, Some(&user), false, source_ip, "PASSWORD").await;
         return Err(GENERIC_FAILURE);
     }
     let device = state
@@ -345,7 +376,7 @@ async fn attempt(
             };
             if !fresh {
                 crate::signin::count_failure(state, SigninKind::Portal, &user.user_id).await;
-                audit_signin(state, Some(&user), false, source_ip).await;
+                audit_signin(state, Some(&user), false, source_ip, "PASSWORD").await;
                 return Err(GENERIC_FAILURE);
             }
             true
@@ -355,8 +386,22 @@ async fn attempt(
         .store
         .clear_signin_failures(SigninKind::Portal, &user.user_id)
         .await;
+    start_session(state, &user, mfa_used, source_ip, "PASSWORD")
+        .await
+        .map_err(|e| internal(&e))
+}
+
+/// Starts a portal session for a user who proved who they are (with
+/// `credential_type`: `PASSWORD` or `EXTERNAL_IDP`), audited; its token.
+pub async fn start_session(
+    state: &AppState,
+    user: &SsoUser,
+    mfa_used: bool,
+    source_ip: &str,
+    credential_type: &str,
+) -> Result<String, crate::store::StoreError> {
     let token = random_token(32);
-    let expires = now + i64::try_from(SESSION_LIFETIME.as_millis()).unwrap_or(i64::MAX);
+    let expires = now_ms() + i64::try_from(SESSION_LIFETIME.as_millis()).unwrap_or(i64::MAX);
     state
         .store
         .create_portal_session(
@@ -366,15 +411,37 @@ async fn attempt(
             mfa_used,
             expires,
         )
-        .await
-        .map_err(|e| internal(&e))?;
-    audit_signin(state, Some(&user), true, source_ip).await;
-    Ok((token, user))
+        .await?;
+    audit_signin(state, Some(user), true, source_ip, credential_type).await;
+    Ok(token)
+}
+
+/// The answer to a successful sign-in: the session cookie, then `next`.
+pub fn signed_in(state: &AppState, token: &str, next: &str) -> Response {
+    let mut response = redirect(safe_next(Some(next)));
+    let max_age = i64::try_from(SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(
+            PORTAL_COOKIE,
+            token,
+            max_age,
+            state.config.tls_cert.is_some(),
+            true,
+        ),
+    );
+    response
 }
 
 /// The portal sign-in's record: `UserAuthentication` from
 /// `signin.amazonaws.com`, as CloudTrail records Identity Center sign-ins.
-async fn audit_signin(state: &AppState, user: Option<&SsoUser>, success: bool, source_ip: &str) {
+async fn audit_signin(
+    state: &AppState,
+    user: Option<&SsoUser>,
+    success: bool,
+    source_ip: &str,
+    credential_type: &str,
+) {
     let identity = match user {
         Some(u) => identity_of(state, u).await,
         None => seashell_audit::UserIdentity::new(seashell_audit::IdentityType::Unknown),
@@ -389,7 +456,7 @@ async fn audit_signin(state: &AppState, user: Option<&SsoUser>, success: bool, s
     .source_ip(source_ip)
     .additional_event_data(json!({
         "LoginTo": format!("{}/start", state.config.public_url()),
-        "CredentialType": "PASSWORD",
+        "CredentialType": credential_type,
     }));
     let record = if success {
         record.response_elements(json!({"UserAuthentication": "Success"}))
@@ -447,7 +514,13 @@ async fn device_page(
             Some(c) => format!("/start/device?user_code={c}"),
             None => "/start/device".to_string(),
         };
-        return signin_page(StatusCode::OK, "Sign in to approve the request.", "", &next);
+        return signin_page(
+            &state,
+            StatusCode::OK,
+            "Sign in to approve the request.",
+            "",
+            &next,
+        );
     };
     let Some(code) = code else {
         return page(
@@ -865,7 +938,7 @@ pub async fn invite(
 
 async fn mfa_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let Some((_, session)) = session_of(&state, &headers).await else {
-        return signin_page(StatusCode::OK, "", "", "/start/mfa");
+        return signin_page(&state, StatusCode::OK, "", "", "/start/mfa");
     };
     let secret = mfa::new_secret();
     let device_id = uuid::Uuid::new_v4().to_string();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod hosted;
+pub mod sso;
 
 use sqlx::{Connection, Executor};
 
@@ -89,9 +90,19 @@ pub fn seashell() -> Command {
 
 impl Server {
     pub fn start(database_url: Option<String>) -> Server {
+        Server::start_with(database_url, "127.0.0.1:0", None)
+    }
+
+    /// A server on `listen`, with a configuration file if given.
+    pub fn start_with(database_url: Option<String>, listen: &str, config: Option<&Path>) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = seashell();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        if let Some(config) = config {
+            cmd.arg("serve").arg("--config").arg(config);
+        } else {
+            cmd.arg("serve");
+        }
+        cmd.args(["--listen", listen, "--data-dir"])
             .arg(data_dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -535,6 +535,200 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Remembers a sign-in sent to the external identity provider.
+    pub async fn create_idp_login(
+        &self,
+        state_hash: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+        next_path: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sso_idp_logins (state_hash, pkce_verifier, nonce, next_path, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(state_hash)
+        .bind(pkce_verifier)
+        .bind(nonce)
+        .bind(next_path)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("starting an identity provider sign-in"))?;
+        Ok(())
+    }
+
+    /// Takes (and forgets) a pending identity-provider sign-in: its PKCE
+    /// verifier, nonce and next path, if it exists and has not expired.
+    pub async fn take_idp_login(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        let doing = "finishing an identity provider sign-in";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let row = sqlx::query(
+            "SELECT pkce_verifier, nonce, next_path, expires_at FROM sso_idp_logins WHERE state_hash = $1",
+        )
+        .bind(state_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_err(doing))?;
+        sqlx::query("DELETE FROM sso_idp_logins WHERE state_hash = $1 OR expires_at <= $2")
+            .bind(state_hash)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+        tx.commit().await.map_err(query_err(doing))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = || -> Result<(String, String, String, i64), sqlx::Error> {
+            Ok((
+                row.try_get("pkce_verifier")?,
+                row.try_get("nonce")?,
+                row.try_get("next_path")?,
+                row.try_get("expires_at")?,
+            ))
+        };
+        let (verifier, nonce, next, expires_at) = read().map_err(query_err(doing))?;
+        Ok((expires_at > now_ms()).then_some((verifier, nonce, next)))
+    }
+
+    /// The identity-store user linked to an external identity
+    /// (`<issuer> <subject>`).
+    pub async fn sso_user_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<SsoUser>, StoreError> {
+        let sql = format!("SELECT {SSO_USER_COLUMNS} FROM sso_users u WHERE u.external_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading identity-store users"))?;
+        row.map(|r| sso_user_from_row(&r))
+            .transpose()
+            .map_err(query_err("reading identity-store users"))
+    }
+
+    /// Creates the identity-store user of an external identity on its first
+    /// sign-in. Fails with [`StoreError::AlreadyExists`] if the name is
+    /// taken (by a user the provider does not own).
+    pub async fn create_external_sso_user(
+        &self,
+        identity_store_id: &str,
+        user_name: &str,
+        display_name: &str,
+        email: Option<&str>,
+        external_id: &str,
+    ) -> Result<SsoUser, StoreError> {
+        let user_id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO sso_users (user_id, identity_store_id, user_name, user_name_key, \
+             display_name, email, external_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&user_id)
+        .bind(identity_store_id)
+        .bind(user_name)
+        .bind(user_name.to_lowercase())
+        .bind(display_name)
+        .bind(email)
+        .bind(external_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("creating identity-store user"))?;
+        Ok(SsoUser {
+            user_id,
+            identity_store_id: identity_store_id.to_string(),
+            user_name: user_name.to_string(),
+            display_name: display_name.to_string(),
+            password_hash: None,
+            disabled: false,
+        })
+    }
+
+    /// Makes an externally managed user's group memberships exactly the
+    /// groups the provider named (by display name), creating the groups the
+    /// identity store lacks, in one transaction.
+    pub async fn set_external_user_groups(
+        &self,
+        identity_store_id: &str,
+        user_id: &str,
+        group_id_prefix: &str,
+        groups: &[String],
+    ) -> Result<(), StoreError> {
+        let doing = "synchronizing group memberships";
+        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut wanted = Vec::new();
+        for name in groups {
+            let key = name.to_lowercase();
+            let found = sqlx::query(
+                "SELECT group_id FROM sso_groups WHERE identity_store_id = $1 AND display_name_key = $2",
+            )
+            .bind(identity_store_id)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+            let group_id = match found {
+                Some(row) => row
+                    .try_get::<String, _>("group_id")
+                    .map_err(query_err(doing))?,
+                None => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    sqlx::query(
+                        "INSERT INTO sso_groups (group_id, identity_store_id, display_name, \
+                         display_name_key, external_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&id)
+                    .bind(identity_store_id)
+                    .bind(name)
+                    .bind(&key)
+                    .bind(format!("{group_id_prefix}{name}"))
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err(doing))?;
+                    id
+                }
+            };
+            if !wanted.contains(&group_id) {
+                wanted.push(group_id);
+            }
+        }
+        let current = sqlx::query("SELECT group_id FROM sso_group_memberships WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+        let current: Vec<String> = current
+            .iter()
+            .map(|r| r.try_get("group_id"))
+            .collect::<Result<_, _>>()
+            .map_err(query_err(doing))?;
+        for gone in current.iter().filter(|g| !wanted.contains(g)) {
+            sqlx::query("DELETE FROM sso_group_memberships WHERE user_id = $1 AND group_id = $2")
+                .bind(user_id)
+                .bind(gone)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err(doing))?;
+        }
+        for new in wanted.iter().filter(|g| !current.contains(g)) {
+            sqlx::query(
+                "INSERT INTO sso_group_memberships (membership_id, group_id, user_id) VALUES ($1, $2, $3)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(new)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
+        }
+        tx.commit().await.map_err(query_err(doing))
+    }
+
     /// Starts a portal session.
     pub async fn create_portal_session(
         &self,
