@@ -267,7 +267,7 @@ async fn sso_user(
         .await?
         .context("no IAM Identity Center instance: create an organization first")?;
     store
-        .sso_user_by_name(&instance.identity_store_id, user_name)
+        .sign_in_user_by_name(&instance.identity_store_id, user_name)
         .await?
         .with_context(|| {
             format!(

@@ -32,8 +32,12 @@ CREATE TABLE organization_policies (
     created_at       BIGINT NOT NULL,
     UNIQUE (organization_id, name)
 );
+-- policy_id names a row of organization_policies, or the AWS managed
+-- p-FullAWSAccess, which every organization has and no row holds (hence no
+-- foreign key; deleting a policy deletes its targets in the same
+-- transaction).
 CREATE TABLE organization_policy_targets (
-    policy_id  TEXT NOT NULL REFERENCES organization_policies (policy_id),
+    policy_id  TEXT NOT NULL,
     -- An account ID, or the organization's root ID (r-…) for all accounts.
     target_id  TEXT NOT NULL,
     PRIMARY KEY (policy_id, target_id)
@@ -140,4 +144,18 @@ CREATE TABLE sso_provisioned_roles (
     permission_set_arn  TEXT NOT NULL REFERENCES sso_permission_sets (permission_set_arn),
     role_id             TEXT NOT NULL REFERENCES iam_roles (role_id),
     PRIMARY KEY (account_id, permission_set_arn)
+);
+
+-- The status of an asynchronous-looking request (CreateAccountAssignment,
+-- DeleteAccountAssignment, ProvisionPermissionSet): Seashell does the work
+-- at once, and Describe…Status reads back what was answered.
+CREATE TABLE sso_requests (
+    -- A UUID.
+    request_id    TEXT PRIMARY KEY,
+    instance_arn  TEXT NOT NULL REFERENCES sso_instances (instance_arn),
+    -- ASSIGNMENT_CREATION, ASSIGNMENT_DELETION or PROVISIONING.
+    kind          TEXT NOT NULL,
+    -- The status object as the API returns it (JSON).
+    status        TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
 );

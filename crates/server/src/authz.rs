@@ -19,7 +19,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use seashell_policy::{evaluate, parse, Context, PolicyDocument, PolicyKind, PolicySet, Request};
+use seashell_policy::{
+    evaluate, parse, Context, NamedPolicy, PolicyDocument, PolicyKind, PolicySet, Request,
+};
 
 use crate::builtin;
 use crate::caller::Caller;
@@ -343,6 +345,54 @@ pub fn context(caller: &Caller, info: &RequestInfo) -> Context {
     ctx
 }
 
+/// The service control policies that bound a principal of `account_id`,
+/// one list per level (the organization root, then the account), parsed;
+/// `None` outside an organization and for the management account, which
+/// SCPs never restrict.
+pub async fn service_control_levels(
+    store: &Store,
+    account_id: &str,
+) -> Result<Option<ScpLevels>, ApiError> {
+    let Some(levels) = store
+        .scp_levels(account_id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(levels.len());
+    for level in levels {
+        let mut parsed = Vec::with_capacity(level.len());
+        for scp in level {
+            let document = cache()
+                .parsed(&scp.document, PolicyKind::ServiceControl)
+                .map_err(|e| stored_policy_error(&scp.name, &e))?;
+            parsed.push((scp.name, document));
+        }
+        out.push(parsed);
+    }
+    Ok(Some(out))
+}
+
+/// Parsed SCPs, one list per level.
+pub type ScpLevels = Vec<Vec<(String, Arc<PolicyDocument>)>>;
+
+/// Adds the SCP levels of [`service_control_levels`] to a policy set.
+pub fn with_service_control<'a>(mut set: PolicySet<'a>, levels: &'a ScpLevels) -> PolicySet<'a> {
+    for level in levels {
+        set = set.service_control_level(
+            level
+                .iter()
+                .map(|(name, document)| NamedPolicy {
+                    name: name.as_str(),
+                    document: document.as_ref(),
+                })
+                .collect(),
+        );
+    }
+    set
+}
+
 /// AWS's `AccessDenied` (HTTP 403) for a denied request.
 pub fn access_denied(caller_arn: &str, action: &str, resource: &str, phrase: &str) -> ApiError {
     ApiError::new(
@@ -387,7 +437,9 @@ pub async fn authorize_in(
     for (key, values) in extra.iter() {
         ctx.insert_multi(key, values.iter().cloned());
     }
-    let set = identity_set(&policies);
+    let scps = service_control_levels(store, &caller.account_id).await?;
+    let levels = scps.unwrap_or_default();
+    let set = with_service_control(identity_set(&policies), &levels);
     let decision = evaluate(&Request::new(&caller.arn, action, resource, &ctx), &set);
     if decision.is_allowed() {
         tracing::debug!(%action, %resource, %decision, "allowed");

@@ -322,7 +322,7 @@ async fn attempt(
     let user = match &instance {
         Some(i) => state
             .store
-            .sso_user_by_name(&i.identity_store_id, form.username.trim())
+            .sign_in_user_by_name(&i.identity_store_id, form.username.trim())
             .await
             .map_err(|e| internal(&e))?,
         None => None,

@@ -3,6 +3,10 @@
 pub mod cloudshell;
 pub mod cloudtrail;
 pub mod iam;
+pub mod identitystore;
+mod json_api;
+pub mod organizations;
+pub mod sso_admin;
 pub mod sso_oidc;
 pub mod sso_portal;
 pub mod sts;

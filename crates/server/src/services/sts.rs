@@ -322,7 +322,11 @@ async fn assume_role(
         ctx.insert("sts:ExternalId", external_id);
     }
     ctx.insert("sts:RoleSessionName", session_name);
-    let set = authz::identity_set(&identity).trust("trust policy", &trust);
+    let scps = authz::service_control_levels(&state.store, &caller.account_id)
+        .await?
+        .unwrap_or_default();
+    let set = authz::with_service_control(authz::identity_set(&identity), &scps)
+        .trust("trust policy", &trust);
     let decision = evaluate(
         &Request::new(&caller.arn, "sts:AssumeRole", role_arn, &ctx),
         &set,

@@ -238,6 +238,11 @@ fn unique_id(prefix: &str) -> String {
     format!("{prefix}{tail}")
 }
 
+/// A fresh role ID (`AROA…`), for roles created outside [`Store::create_role`].
+pub(crate) fn unique_role_id() -> String {
+    unique_id("AROA")
+}
+
 fn group_from_row(row: &AnyRow) -> Result<Group, sqlx::Error> {
     Ok(Group {
         group_id: row.try_get("group_id")?,

@@ -15,6 +15,7 @@ pub mod cloudshell;
 pub mod console;
 
 pub mod iam;
+pub mod identity_center;
 pub mod sso;
 
 /// A database failure, with what was being done.
@@ -200,14 +201,12 @@ impl Store {
 
     /// Creates an account with a fresh 12-digit ID.
     pub async fn create_account(&self) -> Result<String, StoreError> {
-        let id = ids::account_id();
-        sqlx::query("INSERT INTO accounts (account_id, created_at) VALUES ($1, $2)")
-            .bind(&id)
-            .bind(now_ms())
-            .execute(&self.pool)
+        let mut conn = self
+            .pool
+            .acquire()
             .await
             .map_err(query_err("creating account"))?;
-        Ok(id)
+        insert_account(&mut conn).await
     }
 
     /// Creates a user.
@@ -364,6 +363,20 @@ impl Store {
 }
 
 /// The URL with any password replaced, for messages.
+/// Inserts an account with a fresh 12-digit ID on `conn` (a connection or
+/// an open transaction), so callers can create an account together with
+/// rows that depend on it.
+pub(crate) async fn insert_account(conn: &mut sqlx::AnyConnection) -> Result<String, StoreError> {
+    let id = ids::account_id();
+    sqlx::query("INSERT INTO accounts (account_id, created_at) VALUES ($1, $2)")
+        .bind(&id)
+        .bind(now_ms())
+        .execute(conn)
+        .await
+        .map_err(query_err("creating account"))?;
+    Ok(id)
+}
+
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {

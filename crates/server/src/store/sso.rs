@@ -192,67 +192,9 @@ fn device_from_row(row: &AnyRow) -> Result<DeviceAuthorization, sqlx::Error> {
 const DEVICE_COLUMNS: &str = "device_code_hash, user_code, client_id, status, user_id, mfa_used, \
                               interval_secs, last_poll_at, expires_at";
 
-/// A role an identity-store user may use: a permission set assigned to
-/// them (directly or through a group) in an account, as provisioned there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssignedRole {
-    /// The account.
-    pub account_id: String,
-    /// Its name in the organization.
-    pub account_name: String,
-    /// Its email address in the organization.
-    pub account_email: String,
-    /// The permission set.
-    pub permission_set_arn: String,
-    /// Its name: the portal's role name (`sso_role_name`).
-    pub permission_set_name: String,
-    /// The IAM role it materialized in the account.
-    pub role_id: String,
-    /// `AWSReservedSSO_<PermissionSet>_<hash>`.
-    pub role_name: String,
-    /// The permission set's session duration.
-    pub session_duration_secs: i64,
-}
+pub use super::identity_center::AssignedRole;
 
 impl Store {
-    /// The roles an identity-store user may use, by account then
-    /// permission set name.
-    pub async fn sso_user_roles(&self, user_id: &str) -> Result<Vec<AssignedRole>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT oa.account_id, oa.name AS account_name, oa.email, ps.permission_set_arn, \
-             ps.name AS permission_set_name, r.role_id, r.name AS role_name, ps.session_duration_secs \
-             FROM sso_account_assignments a \
-             JOIN sso_permission_sets ps ON ps.permission_set_arn = a.permission_set_arn \
-             JOIN sso_provisioned_roles pr ON pr.account_id = a.account_id \
-               AND pr.permission_set_arn = a.permission_set_arn \
-             JOIN iam_roles r ON r.role_id = pr.role_id \
-             JOIN organization_accounts oa ON oa.account_id = a.account_id \
-             WHERE (a.principal_type = 'USER' AND a.principal_id = $1) \
-                OR (a.principal_type = 'GROUP' AND a.principal_id IN \
-                    (SELECT m.group_id FROM sso_group_memberships m WHERE m.user_id = $1)) \
-             ORDER BY oa.account_id, ps.name",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("reading account assignments"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(AssignedRole {
-                    account_id: row.try_get("account_id")?,
-                    account_name: row.try_get("account_name")?,
-                    account_email: row.try_get("email")?,
-                    permission_set_arn: row.try_get("permission_set_arn")?,
-                    permission_set_name: row.try_get("permission_set_name")?,
-                    role_id: row.try_get("role_id")?,
-                    role_name: row.try_get("role_name")?,
-                    session_duration_secs: row.try_get("session_duration_secs")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(query_err("reading account assignments"))
-    }
-
     /// The Identity Center instance whose identity store is `identity_store_id`,
     /// or the first one created when `None`.
     pub async fn sso_instance(
@@ -283,7 +225,7 @@ impl Store {
     }
 
     /// An identity-store user by sign-in name (case-insensitive).
-    pub async fn sso_user_by_name(
+    pub async fn sign_in_user_by_name(
         &self,
         identity_store_id: &str,
         user_name: &str,
