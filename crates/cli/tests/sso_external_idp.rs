@@ -236,7 +236,7 @@ async fn a_provider_user_signs_in_with_their_groups() {
             "--identity-store-id",
             &store,
             "--alternate-identifier",
-            "UniqueAttribute={AttributePath=userName,AttributeValue=carol}",
+            r#"{"UniqueAttribute":{"AttributePath":"UserName","AttributeValue":"carol"}}"#,
         ]),
         "/UserId",
     );

@@ -305,7 +305,11 @@ async fn login_approved_in_portal(home: &Path, browser: &mut Browser) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blogs_daily_flow_with_the_real_aws_cli() {
-    let server = Server::start(None);
+    // The blog works in ap-northeast-2.
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("seashell.toml");
+    std::fs::write(&config, "regions = [\"us-east-1\", \"ap-northeast-2\"]\n").expect("config");
+    let server = Server::start_with(None, "127.0.0.1:0", Some(&config));
     let keys = server.bootstrap();
     let admin = Admin {
         server: &server,
@@ -645,7 +649,7 @@ async fn the_blogs_daily_flow_with_the_real_aws_cli() {
                 "--identity-store-id",
                 &org.store,
                 "--alternate-identifier",
-                "UniqueAttribute={AttributePath=displayName,AttributeValue=Developers}",
+                r#"{"UniqueAttribute":{"AttributePath":"DisplayName","AttributeValue":"Developers"}}"#,
             ]),
             "/GroupId",
         ),

@@ -137,7 +137,7 @@ pub fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), Respons
     match (given, expected) {
         (Some(given), Some(expected)) if given == expected => Ok(()),
         _ => {
-            tracing::warn!(origin = ?origin, public_url, "data channel refused: foreign origin");
+            tracing::warn!(origin = ?origin, public_url, "request refused: foreign origin");
             Err((
                 StatusCode::FORBIDDEN,
                 "The Origin of this request is not the Seashell console's.\n",
