@@ -714,6 +714,74 @@ async fn the_blogs_daily_flow_with_the_real_aws_cli() {
         "the logged-out token is refused"
     );
 
+    // MFA: alice registers a device; sign-ins then need its code, each code
+    // once.
+    let (status, page) = browser.get("/start/mfa").await;
+    assert_eq!(status, 200, "{page}");
+    let after = |page: &str, marker: &str, end: char| {
+        let at = page
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {page}"))
+            + marker.len();
+        page[at..at + page[at..].find(end).expect("end")].to_string()
+    };
+    let secret = after(&page, r#"<code id="mfa-secret">"#, '<');
+    let device = after(&page, r#"name="device_id" value=""#, '"');
+    let csrf = csrf_of(&page);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let previous = seashell_server::mfa::code_at(&secret, now - 30).expect("code");
+    let r = browser
+        .post(
+            "/start/mfa",
+            &[("csrf", &csrf), ("device_id", &device), ("code", &previous)],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r
+        .text()
+        .await
+        .expect("body")
+        .contains("MFA device registered"));
+    let mut fresh = Browser::new(&server);
+    let no_code = fresh
+        .post(
+            "/start/signin",
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(no_code.status().as_u16(), 401);
+    assert!(no_code
+        .text()
+        .await
+        .expect("body")
+        .contains("Enter the code from your MFA device"));
+    let current = seashell_server::mfa::code_at(&secret, now).expect("code");
+    let with_code = fresh
+        .post(
+            "/start/signin",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("mfa_code", &current),
+            ],
+        )
+        .await;
+    assert_eq!(with_code.status().as_u16(), 303, "the right code signs in");
+    let replayed = Browser::new(&server)
+        .post(
+            "/start/signin",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("mfa_code", &current),
+            ],
+        )
+        .await;
+    assert_eq!(replayed.status().as_u16(), 401, "a code works once");
+
     // Disabling the user revokes what they still hold, at once.
     let out = seashell()
         .args([

@@ -329,7 +329,181 @@ async fn the_tools_in_a_shell_use_the_signed_in_identity() {
     let out = sh.wait_for("DONE-9", WAIT).await.expect("aws");
     assert!(out.contains(&allowed.arn()), "{out}");
 
+    // An IAM Identity Center user opens the console from the access portal
+    // as a permission set's role: the shell has that role's session, and
+    // loses it within a round of the duties once the assignment goes.
+    sso_console_shell(&running, &base, &account).await;
+
     running.run_until(async {}).await.expect("stop");
     drop(guard);
     db.drop_db().await;
+}
+
+/// The portal's "Management console" as a permission set's role, then
+/// CloudShell from that console session.
+async fn sso_console_shell(running: &seashell_server::Running, base: &str, account: &str) {
+    use seashell_server::store::identity_center::Assignment;
+    let store = &running.state().store;
+    let (_, instance) = store
+        .create_organization(account, "management", "admin@example.com")
+        .await
+        .expect("organization");
+    let user = store
+        .create_sso_user(&instance.identity_store_id, "erin", "Erin Cho", None)
+        .await
+        .expect("user");
+    let hash = seashell_server::password::hash("Erin-portal-2026!").expect("hash");
+    store
+        .set_sso_password(&user.user_id, &hash)
+        .await
+        .expect("password");
+    let set = store
+        .create_permission_set(&instance.instance_arn, "CloudShellAdmin", None, 3600, None)
+        .await
+        .expect("permission set");
+    store
+        .attach_permission_set_policy(
+            &instance.instance_arn,
+            &set.permission_set_arn,
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+        )
+        .await
+        .expect("attach");
+    let assignment = Assignment {
+        account_id: account.to_string(),
+        permission_set_arn: set.permission_set_arn.clone(),
+        principal_type: "USER".into(),
+        principal_id: user.user_id.clone(),
+    };
+    store
+        .create_assignment(&instance, &assignment)
+        .await
+        .expect("assignment");
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let pair = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let r = client
+        .post(format!("{base}/start/signin"))
+        .form(&[("username", "erin"), ("password", "Erin-portal-2026!")])
+        .send()
+        .await
+        .expect("portal sign-in");
+    assert_eq!(r.status(), 303);
+    let portal = pair(&r, "seashell_portal").expect("portal cookie");
+    let page = client
+        .get(format!("{base}/start"))
+        .header("cookie", &portal)
+        .send()
+        .await
+        .expect("portal")
+        .text()
+        .await
+        .expect("page");
+    let marker = r#"name="csrf" value=""#;
+    let at = page.find(marker).expect("csrf") + marker.len();
+    let portal_csrf = &page[at..at + page[at..].find('"').expect("end")];
+    let r = client
+        .post(format!("{base}/start/console"))
+        .header("cookie", &portal)
+        .form(&[
+            ("csrf", portal_csrf),
+            ("account_id", account),
+            ("role_name", "CloudShellAdmin"),
+        ])
+        .send()
+        .await
+        .expect("federate");
+    assert_eq!(r.status(), 303);
+    let session = pair(&r, "seashell_session").expect("console session");
+    let csrf_pair = pair(&r, "seashell_csrf").expect("csrf cookie");
+    let csrf = csrf_pair.trim_start_matches("seashell_csrf=").to_string();
+    let cookie = format!("{session}; {csrf_pair}");
+
+    let env = console_call(base, &cookie, &csrf, "createEnvironment", json!({})).await;
+    let id = env["EnvironmentId"].as_str().expect("id").to_string();
+    console_call(
+        base,
+        &cookie,
+        &csrf,
+        "startEnvironment",
+        json!({"EnvironmentId": id}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = console_call(
+            base,
+            &cookie,
+            &csrf,
+            "getEnvironmentStatus",
+            json!({"EnvironmentId": id}),
+        )
+        .await;
+        if s["Status"] == "RUNNING" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never running: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    console_call(
+        base,
+        &cookie,
+        &csrf,
+        "putCredentials",
+        json!({"EnvironmentId": id}),
+    )
+    .await;
+    let created = console_call(
+        base,
+        &cookie,
+        &csrf,
+        "createSession",
+        json!({"EnvironmentId": id, "TabId": "sso-tab"}),
+    )
+    .await;
+    let mut sh = shell(&created).await;
+    sh.type_line("aws sts get-caller-identity --query Arn --output text; echo DONE-$((20+1))")
+        .await
+        .expect("type");
+    let out = sh.wait_for("DONE-21", WAIT).await.expect("aws");
+    let role = format!("arn:aws:sts::{account}:assumed-role/AWSReservedSSO_CloudShellAdmin_");
+    assert!(out.contains(&role) && out.contains("/erin"), "{out}");
+
+    // Removing the assignment revokes the session's role credentials and
+    // withdraws them from the shell.
+    store
+        .delete_assignment(&instance, &assignment)
+        .await
+        .expect("unassign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut n = 30;
+    loop {
+        n += 1;
+        sh.type_line(&format!(
+            "aws sts get-caller-identity --query Arn --output text 2>&1 | tail -1; echo DONE-$(({n}+0))"
+        ))
+        .await
+        .expect("type");
+        let out = sh.wait_for(&format!("DONE-{n}"), WAIT).await.expect("aws");
+        let tail = &out[out.rfind("--output text").unwrap_or(0)..];
+        if !tail.contains("assumed-role/AWSReservedSSO_CloudShellAdmin_") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell kept its role credentials a minute after the assignment went"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
