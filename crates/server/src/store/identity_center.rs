@@ -62,16 +62,11 @@ pub struct Organization {
 }
 
 impl Organization {
-    /// The root's ID: `r-` and the organization ID's suffix, so it needs no
-    /// column of its own.
+    /// The root's ID: `r-` and the organization ID's whole suffix, so it
+    /// needs no column of its own and, being unique like the organization's
+    /// ID, can key SCP attachments.
     pub fn root_id(&self) -> String {
-        format!(
-            "r-{}",
-            self.organization_id
-                .trim_start_matches("o-")
-                .get(..4)
-                .unwrap_or("root")
-        )
+        format!("r-{}", self.organization_id.trim_start_matches("o-"))
     }
 
     /// `arn:aws:organizations::<management>:organization/<id>`.
