@@ -362,7 +362,7 @@ async fn finish(
         .as_ref()
         .ok_or(IdpError::NotConfigured)?;
     let given = q.state.as_deref().ok_or(IdpError::BadState)?;
-    let cookie = portal::cookie_value(headers, STATE_COOKIE).ok_or(IdpError::BadState)?;
+    let cookie = crate::signin::cookie_value(headers, STATE_COOKIE).ok_or(IdpError::BadState)?;
     let same: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), cookie.as_bytes()).into();
     if !same {
         return Err(IdpError::BadState);

@@ -24,8 +24,8 @@ use crate::http::sso::{identity_of, PORTAL_EVENT_SOURCE};
 use crate::services::sso_oidc::SESSION_LIFETIME;
 use crate::services::sso_portal;
 use crate::signin::{
-    cookie_header, escape, hash_password, random_token, same_origin, token_hash, verify_password,
-    DUMMY_HASH, GENERIC_FAILURE,
+    cookie_header, cookie_value, escape, hash_password, random_token, same_origin, token_hash,
+    verify_password, DUMMY_HASH, GENERIC_FAILURE,
 };
 use crate::state::AppState;
 use crate::store::console::SigninKind;
@@ -98,18 +98,6 @@ pub fn safe_next(next: Option<&str>) -> &str {
         }
         _ => "/start",
     }
-}
-
-/// A cookie of the request.
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_string())
 }
 
 /// The live portal session of the request, with its token's hash.

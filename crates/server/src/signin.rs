@@ -582,7 +582,8 @@ pub fn csrf_ok(session: &ConsoleSession, headers: &HeaderMap) -> bool {
         .is_some_and(|given| bool::from(given.as_bytes().ct_eq(session.csrf_token.as_bytes())))
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie of the request.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
