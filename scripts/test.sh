@@ -32,12 +32,13 @@ else
     die "run as root on Debian: the suite runs real containers and a PostgreSQL server"
 fi
 
-say "PostgreSQL, the AWS clients and the static agent"
+say "PostgreSQL, the AWS clients, schemathesis and the static agent"
 SEASHELL_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 SEASHELL_TEST_AWS_BIN="$(scripts/aws-clients.sh)"
+SEASHELL_TEST_SCHEMATHESIS="$(scripts/schemathesis.sh)"
 # Every test that runs environments uses this one static build.
 SEASHELL_AGENT_BIN="$(scripts/build-agent.sh)"
-export SEASHELL_TEST_POSTGRES_URL SEASHELL_TEST_AWS_BIN SEASHELL_AGENT_BIN
+export SEASHELL_TEST_POSTGRES_URL SEASHELL_TEST_AWS_BIN SEASHELL_TEST_SCHEMATHESIS SEASHELL_AGENT_BIN
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -61,6 +61,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(crate::services::cloudshell::model::service_model),
         )
         .route(
+            "/cloudshell/openapi.json",
+            get(crate::services::cloudshell::openapi::document),
+        )
+        .route(
             "/cloudshell/{operation}",
             any(rest_json::cloudshell_endpoint),
         )

@@ -6,6 +6,7 @@
 
 pub mod files;
 pub mod model;
+pub mod openapi;
 mod operations;
 
 use serde::de::DeserializeOwned;
