@@ -1,7 +1,8 @@
 //! The web console's server side, on SQLite and PostgreSQL: the embedded
 //! page and assets with their Content-Security-Policy, sign-in answering
 //! the page's script in JSON, sign-in refused from a foreign origin, and
-//! the per-user preferences with their CSRF check. (The console itself is
+//! the per-user preferences with their CSRF check, and the CSRF check of
+//! cookie-authenticated CloudShell calls. (The console itself is
 //! tested in a browser: crates/cli/tests/console_browser.rs.)
 
 mod common;
@@ -199,6 +200,41 @@ async fn page_signin_and_preferences() {
         let saved: Value = get(&cookie).await.expect("get").json().await.expect("json");
         assert_eq!(saved["theme"], "dark");
         assert_eq!(saved["safePaste"], false);
+
+        // A CloudShell call with the session cookie needs the session's CSRF
+        // token: without it, or with another, it is refused before anything
+        // is done, so another site's form or fetch cannot act as the user.
+        let call = |token: Option<String>| {
+            let mut r = http
+                .post(format!("{base}/cloudshell/createEnvironment"))
+                .header("cookie", &cookie)
+                .json(&serde_json::json!({}));
+            if let Some(t) = token {
+                r = r.header("x-csrf-token", t);
+            }
+            r.send()
+        };
+        for token in [None, Some("wrong".to_string()), Some(String::new())] {
+            let refused = call(token.clone()).await.expect("call");
+            assert_eq!(refused.status(), 403, "{backend}: {token:?}");
+            let body: Value = refused.json().await.expect("json");
+            assert_eq!(body["code"], "InvalidCsrfToken", "{backend}: {token:?}");
+        }
+        let listed = http
+            .post(format!("{base}/cloudshell/describeEnvironments"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("describe");
+        assert_eq!(listed.status(), 200, "{backend}");
+        let listed: Value = listed.json().await.expect("json");
+        assert_eq!(
+            listed["Environments"].as_array().map(Vec::len),
+            Some(0),
+            "{backend}: the refused calls created nothing"
+        );
 
         // Sign-out in JSON, then the preferences are out of reach.
         let out = http

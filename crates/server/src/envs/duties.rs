@@ -43,6 +43,9 @@ pub async fn run_once(state: &AppState) {
         Ok(n) => tracing::info!(revoked = n, "revoked role credentials of lapsed SSO access"),
         Err(e) => tracing::warn!(error = %e, "cannot revoke lapsed SSO access"),
     }
+    if let Err(e) = state.store.purge_spent_sso_records().await {
+        tracing::warn!(error = %e, "cannot purge spent SSO records");
+    }
     let envs = &state.envs;
     envs.wait_reconciled().await;
     if envs.backend_now().is_none() {

@@ -996,6 +996,32 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes what can no longer be used: expired or used device
+    /// authorizations, tokens, portal sessions, pending identity-provider
+    /// sign-ins, invitations and client registrations. Run with the duties,
+    /// so a flood of registrations or logins does not grow the tables for
+    /// ever.
+    pub async fn purge_spent_sso_records(&self) -> Result<(), StoreError> {
+        let now = now_ms();
+        for sql in [
+            "DELETE FROM sso_device_authorizations WHERE expires_at <= $1 OR status = 'REDEEMED'",
+            "DELETE FROM sso_tokens WHERE expires_at <= $1",
+            "DELETE FROM sso_portal_sessions WHERE expires_at <= $1",
+            "DELETE FROM sso_idp_logins WHERE expires_at <= $1",
+            "DELETE FROM sso_invitations WHERE expires_at <= $1 OR used = 1",
+            "DELETE FROM sso_oidc_clients WHERE expires_at <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM sso_tokens t WHERE t.client_id = sso_oidc_clients.client_id) AND NOT EXISTS \
+             (SELECT 1 FROM sso_device_authorizations d WHERE d.client_id = sso_oidc_clients.client_id)",
+        ] {
+            sqlx::query(sql)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(query_err("purging spent SSO records"))?;
+        }
+        Ok(())
+    }
+
     /// Revokes every SSO-issued role credential whose user is gone or
     /// disabled, or no longer has an assignment (directly or through a
     /// group) to the role's permission set in the role's account, and the
