@@ -14,8 +14,7 @@ impl Store {
     /// are kept under "").
     pub async fn insert_audit_records(&self, records: &[RedactedRecord]) -> Result<(), StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .write_tx()
             .await
             .map_err(query_err("recording audit events"))?;
         for record in records {

@@ -345,7 +345,7 @@ impl Store {
     /// Removes an environment with its sessions and tokens.
     pub async fn delete_environment(&self, id: &str) -> Result<(), StoreError> {
         let doing = "deleting environment";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         sqlx::query(
             "DELETE FROM cloudshell_stream_tokens WHERE session_id IN \
              (SELECT session_id FROM cloudshell_sessions WHERE environment_id = $1)",

@@ -376,7 +376,7 @@ impl Store {
         credentials: (&str, &str, &str),
     ) -> Result<(), StoreError> {
         let doing = "starting a console session";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         sqlx::query(
             "INSERT INTO federated_console_sessions (token_hash, role_id, role_session_name, \
              sso_user_id, csrf_token, mfa_used, created_at, expires_at) \
@@ -418,8 +418,7 @@ impl Store {
     /// Ends a console session and revokes its temporary credentials, together.
     pub async fn revoke_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .write_tx()
             .await
             .map_err(query_err("ending console session"))?;
         for sql in [
@@ -761,8 +760,7 @@ impl Store {
         serial_number: &str,
     ) -> Result<Option<bool>, StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .write_tx()
             .await
             .map_err(query_err("deleting MFA device"))?;
         let row = sqlx::query(

@@ -352,8 +352,7 @@ async fn commit(tx: Transaction<'_, Any>) -> Result<(), StoreError> {
 
 impl Store {
     async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        self.pool
-            .begin()
+        self.write_tx()
             .await
             .map_err(query_err("starting a transaction"))
     }

@@ -750,8 +750,7 @@ async fn drop_principal_assignments(
 
 impl Store {
     async fn tx(&self) -> Result<Tx, StoreError> {
-        self.pool
-            .begin()
+        self.write_tx()
             .await
             .map_err(query_err("starting a transaction"))
     }

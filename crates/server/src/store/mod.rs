@@ -171,6 +171,20 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at its
+    /// start (`BEGIN IMMEDIATE`): a deferred transaction that reads first
+    /// and writes later fails at once with `SQLITE_BUSY_SNAPSHOT` when
+    /// another connection wrote in between, whatever the busy timeout; an
+    /// immediate one waits its turn instead.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -278,7 +278,7 @@ impl Store {
         disabled: bool,
     ) -> Result<bool, StoreError> {
         let doing = "disabling an identity-store user";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let done = sqlx::query("UPDATE sso_users SET disabled = $1 WHERE user_id = $2")
             .bind(i64::from(disabled))
             .bind(user_id)
@@ -353,7 +353,7 @@ impl Store {
         password_hash: &str,
     ) -> Result<bool, StoreError> {
         let doing = "accepting an invitation";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let spent = sqlx::query(
             "UPDATE sso_invitations SET used = 1 \
              WHERE token_hash = $1 AND user_id = $2 AND used = 0 AND expires_at > $3",
@@ -508,7 +508,7 @@ impl Store {
         state_hash: &str,
     ) -> Result<Option<(String, String, String)>, StoreError> {
         let doing = "finishing an identity provider sign-in";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let row = sqlx::query(
             "SELECT pkce_verifier, nonce, next_path, expires_at FROM sso_idp_logins WHERE state_hash = $1",
         )
@@ -601,7 +601,7 @@ impl Store {
         groups: &[String],
     ) -> Result<(), StoreError> {
         let doing = "synchronizing group memberships";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let mut wanted = Vec::new();
         for name in groups {
             let key = name.to_lowercase();
@@ -903,7 +903,7 @@ impl Store {
         tokens: &[NewToken<'_>],
     ) -> Result<bool, StoreError> {
         let doing = "issuing tokens";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let done = sqlx::query(
             "UPDATE sso_device_authorizations SET status = 'REDEEMED' \
              WHERE device_code_hash = $1 AND status = 'APPROVED'",
@@ -930,7 +930,7 @@ impl Store {
         tokens: &[NewToken<'_>],
     ) -> Result<bool, StoreError> {
         let doing = "refreshing tokens";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let done = sqlx::query(
             "UPDATE sso_tokens SET revoked = 1 WHERE token_hash = $1 AND kind = 'refresh' AND revoked = 0",
         )
@@ -1030,7 +1030,7 @@ impl Store {
     /// or the assignments takes effect within the period.
     pub async fn revoke_lapsed_sso_access(&self) -> Result<u64, StoreError> {
         let doing = "revoking lapsed SSO access";
-        let mut tx = self.pool.begin().await.map_err(query_err(doing))?;
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
         let done = sqlx::query(
             "UPDATE temporary_credentials SET revoked = 1 \
              WHERE sso_user_id IS NOT NULL AND revoked = 0 AND expires_at > $1 AND NOT EXISTS ( \
