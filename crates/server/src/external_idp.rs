@@ -44,7 +44,7 @@ use serde_json::Value;
 
 use crate::config::IdentityProvider;
 use crate::portal::{self, safe_next};
-use crate::signin::{cookie_header, token_hash};
+use crate::signin::{cookie_header, cookie_header_same_site, token_hash};
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::sso::SsoUser;
@@ -309,20 +309,15 @@ async fn start(state: &AppState, next: Option<&str>) -> Result<Response, IdpErro
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
     // Lax, not Strict: the provider's redirect back is a cross-site
     // navigation, and the cookie must come with it.
-    let cookie = cookie_header(
+    let cookie = cookie_header_same_site(
         STATE_COOKIE,
         csrf.secret(),
         LOGIN_MS / 1000,
         state.config.tls_cert.is_some(),
         true,
+        "Lax",
     );
-    let lax = cookie
-        .to_str()
-        .map(|c| c.replace("SameSite=Strict", "SameSite=Lax"))
-        .ok()
-        .and_then(|c| HeaderValue::from_str(&c).ok())
-        .unwrap_or(cookie);
-    response.headers_mut().append(header::SET_COOKIE, lax);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }
 

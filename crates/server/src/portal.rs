@@ -126,10 +126,10 @@ pub async fn checked_session(
     };
     let ok: bool = csrf.as_bytes().ct_eq(session.csrf_token.as_bytes()).into();
     if !ok {
-        return Err(page(
+        return Err(message_page(
             StatusCode::FORBIDDEN,
             "Refused",
-            "<h1>Refused</h1><p role=\"alert\">The form is missing the session's token; reload the portal and try again.</p>",
+            "The form is missing the session's token; reload the portal and try again.",
         ));
     }
     Ok((hash, session))
@@ -145,7 +145,7 @@ fn signin_page(
     let external = match &state.config.sso.identity_provider {
         Some(idp) => format!(
             r#"<p><a id="idp-signin" href="/start/idp/login?next={}">Sign in with {}</a></p>"#,
-            escape(&urlencode(next)),
+            escape(&form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()),
             escape(&idp.name)
         ),
         None => String::new(),
@@ -166,17 +166,6 @@ fn signin_page(
             escape(next)
         ),
     )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -202,10 +191,10 @@ async fn show_home(state: &AppState, headers: &HeaderMap, directory: &str) -> Re
         Ok(roles) => roles,
         Err(e) => {
             tracing::error!(error = %e, "cannot list assignments");
-            return page(
+            return message_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Error",
-                "<h1>Error</h1><p role=\"alert\">The accounts cannot be listed right now.</p>",
+                "The accounts cannot be listed right now.",
             );
         }
     };
@@ -533,17 +522,17 @@ async fn device_page(
                 escape(&code)
             ),
         ),
-        Ok(None) => page(
+        Ok(None) => message_page(
             StatusCode::NOT_FOUND,
             "Authorize request",
-            "<h1>Authorize request</h1><p role=\"alert\">This code is not valid, was already used, or has expired. Start the login again.</p>",
+            "This code is not valid, was already used, or has expired. Start the login again.",
         ),
         Err(e) => {
             tracing::error!(error = %e, "cannot read device authorization");
-            page(
+            message_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Error",
-                "<h1>Error</h1><p role=\"alert\">The request cannot be read right now.</p>",
+                "The request cannot be read right now.",
             )
         }
     }
@@ -569,10 +558,10 @@ async fn device_answer(
         "allow" => true,
         "deny" => false,
         _ => {
-            return page(
+            return message_page(
                 StatusCode::BAD_REQUEST,
                 "Authorize request",
-                "<h1>Authorize request</h1><p role=\"alert\">Choose Allow or Deny.</p>",
+                "Choose Allow or Deny.",
             )
         }
     };
@@ -592,18 +581,10 @@ async fn device_answer(
             "Request denied",
             "<h1 role=\"status\">Request denied</h1><p>The tool gets no access.</p>",
         ),
-        Ok(false) => page(
-            StatusCode::NOT_FOUND,
-            "Authorize request",
-            "<h1>Authorize request</h1><p role=\"alert\">This code is not valid, was already used, or has expired. Start the login again.</p>",
-        ),
+        Ok(false) => message_page(StatusCode::NOT_FOUND, "Authorize request", "This code is not valid, was already used, or has expired. Start the login again."),
         Err(e) => {
             tracing::error!(error = %e, "cannot answer device authorization");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "<h1>Error</h1><p role=\"alert\">The answer cannot be recorded right now.</p>",
-            )
+            message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", "The answer cannot be recorded right now.")
         }
     }
 }
@@ -653,19 +634,19 @@ async fn credentials(
         Err(e) => record.error(e.code.clone(), e.message.clone()),
     };
     if !crate::http::audit(&state, record.build()).await {
-        return page(
+        return message_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
-            "<h1>Unavailable</h1><p role=\"alert\">The audit trail cannot be written; no credentials were issued.</p>",
+            "The audit trail cannot be written; no credentials were issued.",
         );
     }
     let creds = match issued {
         Ok(c) => c,
         Err(_) => {
-            return page(
+            return message_page(
                 StatusCode::FORBIDDEN,
                 "No access",
-                "<h1>No access</h1><p role=\"alert\">You are not assigned this role in this account.</p>",
+                "You are not assigned this role in this account.",
             )
         }
     };
@@ -735,10 +716,10 @@ async fn console(
     let Some(role) = role else {
         let record = record.error("ForbiddenException", "No access");
         crate::http::audit(&state, record.build()).await;
-        return page(
+        return message_page(
             StatusCode::FORBIDDEN,
             "No access",
-            "<h1>No access</h1><p role=\"alert\">You are not assigned this role in this account.</p>",
+            "You are not assigned this role in this account.",
         );
     };
     let token = random_token(32);
@@ -769,10 +750,10 @@ async fn console(
         .await;
     if let Err(e) = created {
         tracing::error!(error = %e, "cannot start federated console session");
-        return page(
+        return message_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error",
-            "<h1>Error</h1><p role=\"alert\">The console session cannot be started right now.</p>",
+            "The console session cannot be started right now.",
         );
     }
     let record = record.response_elements(json!({
@@ -784,10 +765,10 @@ async fn console(
     }));
     if !crate::http::audit(&state, record.build()).await {
         let _ = state.store.revoke_console_session(&hash).await;
-        return page(
+        return message_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
-            "<h1>Unavailable</h1><p role=\"alert\">The audit trail cannot be written; the console was not opened.</p>",
+            "The audit trail cannot be written; the console was not opened.",
         );
     }
     let secure = state.config.tls_cert.is_some();
@@ -819,11 +800,7 @@ async fn setup_page(State(state): State<Arc<AppState>>, Query(q): Query<SetupQue
     let token = q.token.unwrap_or_default();
     match state.store.sso_invitation_user(&token_hash(&token)).await {
         Ok(Some(user)) => setup_form(StatusCode::OK, "", &user, &token),
-        _ => page(
-            StatusCode::NOT_FOUND,
-            "Set up your password",
-            "<h1>Set up your password</h1><p role=\"alert\">This invitation is not valid, was already used, or has expired. Ask your administrator for a new one.</p>",
-        ),
+        _ => message_page(StatusCode::NOT_FOUND, "Set up your password", "This invitation is not valid, was already used, or has expired. Ask your administrator for a new one."),
     }
 }
 
@@ -863,10 +840,10 @@ async fn setup(
     let user = match state.store.sso_invitation_user(&hash).await {
         Ok(Some(user)) => user,
         _ => {
-            return page(
+            return message_page(
                 StatusCode::NOT_FOUND,
                 "Set up your password",
-                "<h1>Set up your password</h1><p role=\"alert\">This invitation is not valid, was already used, or has expired.</p>",
+                "This invitation is not valid, was already used, or has expired.",
             )
         }
     };
@@ -903,11 +880,7 @@ async fn setup(
             "Password set",
             "<h1 role=\"status\">Password set</h1><p><a href=\"/start\">Sign in to the access portal</a></p>",
         ),
-        _ => page(
-            StatusCode::NOT_FOUND,
-            "Set up your password",
-            "<h1>Set up your password</h1><p role=\"alert\">This invitation is not valid, was already used, or has expired.</p>",
-        ),
+        _ => message_page(StatusCode::NOT_FOUND, "Set up your password", "This invitation is not valid, was already used, or has expired."),
     }
 }
 
@@ -936,10 +909,10 @@ async fn mfa_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         .await
     {
         tracing::error!(error = %e, "cannot register MFA device");
-        return page(
+        return message_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error",
-            "<h1>Error</h1><p role=\"alert\">The device cannot be registered right now.</p>",
+            "The device cannot be registered right now.",
         );
     }
     let uri = format!(
@@ -984,11 +957,13 @@ async fn mfa_enable(
         .await
     {
         Ok(Some(s)) => s,
-        _ => return page(
-            StatusCode::NOT_FOUND,
-            "Register an MFA device",
-            "<h1>Register an MFA device</h1><p role=\"alert\">Start the registration again.</p>",
-        ),
+        _ => {
+            return message_page(
+                StatusCode::NOT_FOUND,
+                "Register an MFA device",
+                "Start the registration again.",
+            )
+        }
     };
     let unix = u64::try_from(now_ms() / 1000).unwrap_or_default();
     let enabled = match mfa::verify(&secret, form.code.trim(), unix) {

@@ -390,6 +390,7 @@ async fn audit_login(
     }
 }
 
+/// A `Set-Cookie` value, `SameSite=Strict`.
 pub(crate) fn cookie_header(
     name: &str,
     value: &str,
@@ -397,7 +398,19 @@ pub(crate) fn cookie_header(
     secure: bool,
     http_only: bool,
 ) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/; SameSite=Strict; Max-Age={max_age_s}");
+    cookie_header_same_site(name, value, max_age_s, secure, http_only, "Strict")
+}
+
+/// A `Set-Cookie` value with the given `SameSite` (`Strict` or `Lax`).
+pub(crate) fn cookie_header_same_site(
+    name: &str,
+    value: &str,
+    max_age_s: i64,
+    secure: bool,
+    http_only: bool,
+    same_site: &str,
+) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; SameSite={same_site}; Max-Age={max_age_s}");
     if http_only {
         c.push_str("; HttpOnly");
     }

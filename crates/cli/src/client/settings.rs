@@ -131,7 +131,8 @@ pub fn credentials_path(env: &dyn Env) -> PathBuf {
         .unwrap_or_else(|| home(env).join(".aws").join("credentials"))
 }
 
-fn home(env: &dyn Env) -> PathBuf {
+/// `$HOME`, else the current directory.
+pub fn home(env: &dyn Env) -> PathBuf {
     env.var("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))

@@ -6,7 +6,6 @@
 //! where botocore reads it, so the AWS CLI and boto3 then get role
 //! credentials for every profile of that session from this one login.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -163,12 +162,6 @@ pub fn endpoint(
     Ok(format!("{base}/{path}"))
 }
 
-fn home(env: &dyn Env) -> PathBuf {
-    env.var("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 fn profile_name(args: &GlobalArgs, env: &dyn Env) -> String {
     args.profile
         .clone()
@@ -198,7 +191,14 @@ pub async fn run(args: SsoArgs) -> Result<u8, CliError> {
         } => {
             let target = target(&config, &profile, sso_session.as_deref())?;
             let oidc_endpoint = endpoint(&env, &config, &profile, "sso_oidc", &target.start_url)?;
-            login(&http, &oidc_endpoint, &target, &home(&env), no_browser).await?;
+            login(
+                &http,
+                &oidc_endpoint,
+                &target,
+                &settings::home(&env),
+                no_browser,
+            )
+            .await?;
             Ok(0)
         }
         SsoAction::Logout => {
@@ -324,7 +324,7 @@ async fn logout(
     config: &Ini,
     profile: &str,
 ) -> Result<(), CliError> {
-    let dir = sso::cache_dir(&home(env));
+    let dir = sso::cache_dir(&settings::home(env));
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

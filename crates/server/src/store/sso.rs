@@ -902,24 +902,13 @@ impl Store {
         device_code_hash: &str,
         tokens: &[NewToken<'_>],
     ) -> Result<bool, StoreError> {
-        let doing = "issuing tokens";
-        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
-        let done = sqlx::query(
+        self.spend_and_issue(
             "UPDATE sso_device_authorizations SET status = 'REDEEMED' \
              WHERE device_code_hash = $1 AND status = 'APPROVED'",
+            device_code_hash,
+            tokens,
         )
-        .bind(device_code_hash)
-        .execute(&mut *tx)
         .await
-        .map_err(query_err(doing))?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        for token in tokens {
-            insert_token(&mut tx, token).await?;
-        }
-        tx.commit().await.map_err(query_err(doing))?;
-        Ok(true)
     }
 
     /// Swaps a refresh token for new tokens: the old one is revoked and the
@@ -929,15 +918,29 @@ impl Store {
         old_hash: &str,
         tokens: &[NewToken<'_>],
     ) -> Result<bool, StoreError> {
-        let doing = "refreshing tokens";
-        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
-        let done = sqlx::query(
+        self.spend_and_issue(
             "UPDATE sso_tokens SET revoked = 1 WHERE token_hash = $1 AND kind = 'refresh' AND revoked = 0",
+            old_hash,
+            tokens,
         )
-        .bind(old_hash)
-        .execute(&mut *tx)
         .await
-        .map_err(query_err(doing))?;
+    }
+
+    /// Runs `spend` (an UPDATE of one row by `$1`) and, if it changed that
+    /// row, stores `tokens`, in one transaction: a grant is used once.
+    async fn spend_and_issue(
+        &self,
+        spend: &str,
+        hash: &str,
+        tokens: &[NewToken<'_>],
+    ) -> Result<bool, StoreError> {
+        let doing = "issuing tokens";
+        let mut tx = self.write_tx().await.map_err(query_err(doing))?;
+        let done = sqlx::query(spend)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err(doing))?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
