@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{decode, environment_arn, Operation};
+use super::{environment_arn, Operation};
 use crate::authz::{self, RequestInfo};
 use crate::caller::Caller;
 use crate::envs::{conflict, status, validation};
@@ -160,14 +160,16 @@ pub fn home_relative(path: &str) -> Result<String, ApiError> {
     Ok(relative.to_string())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PresignRequest {
-    environment_id: String,
-    #[serde(default)]
-    file_upload_path: Option<String>,
-    #[serde(default)]
-    file_download_path: Option<String>,
+/// What a `getFileUploadUrls` / `getFileDownloadUrls` request asks for,
+/// checked by [`super::input::parse`].
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer<'a> {
+    /// `EnvironmentId`.
+    pub environment_id: &'a str,
+    /// The path as given.
+    pub path: &'a str,
+    /// The path relative to home ([`home_relative`]).
+    pub relative: &'a str,
 }
 
 /// `getFileUploadUrls` / `getFileDownloadUrls`.
@@ -176,17 +178,16 @@ pub(super) async fn presign(
     caller: &Caller,
     info: &RequestInfo,
     operation: Operation,
-    body: &[u8],
+    transfer: Transfer<'_>,
 ) -> Result<Handled, ApiError> {
-    let req: PresignRequest = decode(body)?;
     let upload = operation == Operation::GetFileUploadUrls;
-    let (member, path) = if upload {
-        ("FileUploadPath", req.file_upload_path)
+    let member = if upload {
+        "FileUploadPath"
     } else {
-        ("FileDownloadPath", req.file_download_path)
+        "FileDownloadPath"
     };
-    let path = path.ok_or_else(|| validation(format!("{member} is required.")))?;
-    let id = req.environment_id.as_str();
+    let id = transfer.environment_id;
+    let relative = transfer.relative;
     let resource = environment_arn(&info.region, &caller.account_id, id);
     authz::authorize(
         &state.store,
@@ -209,20 +210,19 @@ pub(super) async fn presign(
             env.status
         )));
     }
-    let relative = home_relative(&path)?;
     let expires = chrono::Utc::now().timestamp() + MAX_TTL_SECONDS;
     let op = if upload { "upload" } else { "download" };
     let fields = Signed {
         op,
         environment_id: id,
-        path: &relative,
+        path: relative,
         principal: &caller.arn,
         expires,
     };
     let signature = state.file_urls.sign(&fields);
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("op", op)
-        .append_pair("path", &relative)
+        .append_pair("path", relative)
         .append_pair("principal", &caller.arn)
         .append_pair("expires", &expires.to_string())
         .append_pair("signature", &signature)
@@ -231,7 +231,7 @@ pub(super) async fn presign(
     let expires_at = chrono::DateTime::from_timestamp(expires, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let params = json!({"EnvironmentId": id, member: path});
+    let params = json!({"EnvironmentId": id, member: transfer.path});
     let response = if upload {
         json!({"FileUploadPresignedUrl": url, "FileUploadPresignedFields": {}, "ExpiresAt": expires_at})
     } else {

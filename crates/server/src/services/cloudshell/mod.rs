@@ -5,16 +5,15 @@
 //! shapes replies.
 
 pub mod files;
+pub mod input;
 pub mod model;
 pub mod openapi;
 mod operations;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::authz::RequestInfo;
 use crate::caller::Caller;
-use crate::envs::validation;
 use crate::error::ApiError;
 use crate::services::Handled;
 use crate::state::AppState;
@@ -41,17 +40,6 @@ pub async fn handle(
     origin: Origin<'_>,
 ) -> Result<Handled, ApiError> {
     operations::run(state, caller, info, operation, body, origin).await
-}
-
-/// Decodes a request body; an empty body is `{}`.
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| validation(format!("The request body is not valid: {e}")))
 }
 
 /// A successful reply: its JSON and the audit record's parts.

@@ -1,14 +1,13 @@
 //! Each CloudShell operation: its request, authorization and reply.
 
 use seashell_policy::Context;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{decode, environment_arn, reply, Origin};
+use super::input::{parse, Input};
+use super::{environment_arn, reply, Origin};
 use crate::authz::{self, RequestInfo};
 use crate::caller::Caller;
-use crate::envs::VpcConfig;
-use crate::envs::{status, validation};
+use crate::envs::status;
 use crate::error::ApiError;
 use crate::services::Handled;
 use crate::state::AppState;
@@ -55,6 +54,11 @@ const ALL: &[Operation] = &[
 ];
 
 impl Operation {
+    /// Every operation, in the model's order.
+    pub fn all() -> &'static [Operation] {
+        ALL
+    }
+
     /// The operation named by a request path's last segment.
     pub fn from_path(name: &str) -> Option<Operation> {
         ALL.iter().copied().find(|op| op.path() == name)
@@ -128,102 +132,6 @@ impl Operation {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreateEnvironmentRequest {
-    #[serde(default)]
-    environment_name: Option<String>,
-    #[serde(default)]
-    vpc_config: Option<VpcConfig>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct EnvironmentRequest {
-    environment_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreateSessionRequest {
-    environment_id: String,
-    #[serde(default)]
-    tab_id: Option<String>,
-    #[serde(default)]
-    shell: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SessionRequest {
-    environment_id: String,
-    session_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct UpdateLayoutRequest {
-    environment_id: String,
-    layout: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ApproveCommandRequest {
-    environment_id: String,
-    command: String,
-}
-
-/// The largest layout kept (the console's tabs and panes as JSON).
-const MAX_LAYOUT: usize = 64 * 1024;
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    let ok = (1..=28).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(validation(
-            "EnvironmentName must be 1 to 28 letters, digits, '-' and '_'.",
-        ))
-    }
-}
-
-fn check_vpc(vpc: &VpcConfig) -> Result<(), ApiError> {
-    let id_ok = |id: &str, prefix: &str| {
-        id.strip_prefix(prefix).is_some_and(|rest| {
-            !rest.is_empty() && rest.len() <= 17 && rest.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-    };
-    if !id_ok(&vpc.vpc_id, "vpc-") {
-        return Err(validation(format!(
-            "VpcId {:?} is not a VPC id (vpc-…).",
-            vpc.vpc_id
-        )));
-    }
-    if vpc.subnet_ids.is_empty() || vpc.subnet_ids.len() > 16 {
-        return Err(validation("VpcConfig needs 1 to 16 SubnetIds."));
-    }
-    if vpc.security_group_ids.is_empty() || vpc.security_group_ids.len() > 5 {
-        return Err(validation("VpcConfig needs 1 to 5 SecurityGroupIds."));
-    }
-    for s in &vpc.subnet_ids {
-        if !id_ok(s, "subnet-") {
-            return Err(validation(format!("{s:?} is not a subnet id (subnet-…).")));
-        }
-    }
-    for g in &vpc.security_group_ids {
-        if !id_ok(g, "sg-") {
-            return Err(validation(format!(
-                "{g:?} is not a security group id (sg-…)."
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Runs `operation` for `caller`.
 pub(super) async fn run(
     state: &AppState,
@@ -248,40 +156,26 @@ pub(super) async fn run(
         .await
     };
     let env_arn = |id: &str| environment_arn(region, account, id);
-    match operation {
-        Operation::CreateEnvironment => {
-            let req: CreateEnvironmentRequest = decode(body)?;
-            if let Some(name) = &req.environment_name {
-                check_name(name)?;
-            }
+    match parse(operation, body)? {
+        Input::CreateEnvironment { name, vpc } => {
             let mut keys = Context::new();
-            if let Some(vpc) = &req.vpc_config {
-                check_vpc(vpc)?;
+            if let Some(vpc) = &vpc {
                 keys.insert_multi("cloudshell:VpcIds", [vpc.vpc_id.clone()]);
                 keys.insert_multi("cloudshell:SubnetIds", vpc.subnet_ids.iter().cloned());
                 keys.insert_multi(
                     "cloudshell:SecurityGroupIds",
                     vpc.security_group_ids.iter().cloned(),
                 );
-            } else if req.environment_name.is_some() {
-                return Err(validation(
-                    "EnvironmentName names VPC environments; give VpcConfig with it.",
-                ));
             }
             authorize(env_arn("*"), keys).await?;
             let env = envs
-                .create(
-                    caller,
-                    region,
-                    req.environment_name.as_deref(),
-                    req.vpc_config.as_ref(),
-                )
+                .create(caller, region, name.as_deref(), vpc.as_ref())
                 .await?;
             let mut params = json!({});
-            if let Some(name) = &req.environment_name {
+            if let Some(name) = &name {
                 params["EnvironmentName"] = json!(name);
             }
-            if let Some(vpc) = &req.vpc_config {
+            if let Some(vpc) = &vpc {
                 params["VpcConfig"] = json!(vpc);
             }
             let response = json!({"EnvironmentId": env.environment_id, "Status": env.status});
@@ -293,8 +187,7 @@ pub(super) async fn run(
                 Some(response),
             ))
         }
-        Operation::DescribeEnvironments => {
-            let _: Value = decode(body)?;
+        Input::DescribeEnvironments => {
             authorize(env_arn("*"), Context::new()).await?;
             let list = envs.list(caller, region).await?;
             let environments: Vec<Value> = list
@@ -321,15 +214,8 @@ pub(super) async fn run(
                 None,
             ))
         }
-        Operation::GetEnvironmentStatus
-        | Operation::StartEnvironment
-        | Operation::StopEnvironment
-        | Operation::DeleteEnvironment
-        | Operation::SendHeartBeat
-        | Operation::GetLayout
-        | Operation::PutCredentials => {
-            let req: EnvironmentRequest = decode(body)?;
-            let id = req.environment_id.as_str();
+        Input::Environment { environment_id } => {
+            let id = environment_id.as_str();
             authorize(env_arn(id), Context::new()).await?;
             let params = Some(json!({"EnvironmentId": id}));
             let response = match operation {
@@ -369,17 +255,18 @@ pub(super) async fn run(
             };
             Ok(reply(operation, response, params, elements))
         }
-        Operation::CreateSession => {
-            let req: CreateSessionRequest = decode(body)?;
-            let id = req.environment_id.as_str();
+        Input::CreateSession {
+            environment_id,
+            tab_id,
+            shell,
+        } => {
+            let id = environment_id.as_str();
             authorize(env_arn(id), Context::new()).await?;
-            let tab = req
-                .tab_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let tab = tab_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let created = envs
-                .create_session(caller, id, &tab, req.shell.as_deref())
+                .create_session(caller, id, &tab, shell.as_deref())
                 .await?;
-            let params = json!({"EnvironmentId": id, "TabId": tab, "Shell": req.shell});
+            let params = json!({"EnvironmentId": id, "TabId": tab, "Shell": shell});
             Ok(reply(
                 operation,
                 json!({"SessionId": created.session_id, "TokenValue": created.token, "StreamUrl": created.stream_url}),
@@ -388,16 +275,18 @@ pub(super) async fn run(
                 Some(json!({"SessionId": created.session_id, "StreamUrl": created.stream_url})),
             ))
         }
-        Operation::ResumeSession | Operation::DeleteSession => {
-            let req: SessionRequest = decode(body)?;
-            let id = req.environment_id.as_str();
+        Input::Session {
+            environment_id,
+            session_id,
+        } => {
+            let id = environment_id.as_str();
             authorize(env_arn(id), Context::new()).await?;
-            let params = Some(json!({"EnvironmentId": id, "SessionId": req.session_id}));
+            let params = Some(json!({"EnvironmentId": id, "SessionId": session_id}));
             if operation == Operation::DeleteSession {
-                envs.delete_session(caller, id, &req.session_id).await?;
+                envs.delete_session(caller, id, &session_id).await?;
                 return Ok(reply(operation, json!({}), params, None));
             }
-            let created = envs.resume_session(caller, id, &req.session_id).await?;
+            let created = envs.resume_session(caller, id, &session_id).await?;
             Ok(reply(
                 operation,
                 json!({"SessionId": created.session_id, "TokenValue": created.token, "StreamUrl": created.stream_url}),
@@ -405,19 +294,16 @@ pub(super) async fn run(
                 Some(json!({"SessionId": created.session_id, "StreamUrl": created.stream_url})),
             ))
         }
-        Operation::UpdateLayout => {
-            let req: UpdateLayoutRequest = decode(body)?;
-            let id = req.environment_id.as_str();
-            if req.layout.len() > MAX_LAYOUT {
-                return Err(validation(format!(
-                    "Layout is longer than {MAX_LAYOUT} bytes."
-                )));
-            }
+        Input::UpdateLayout {
+            environment_id,
+            layout,
+        } => {
+            let id = environment_id.as_str();
             authorize(env_arn(id), Context::new()).await?;
             envs.owned(caller, id).await?;
             state
                 .store
-                .set_layout(id, &req.layout)
+                .set_layout(id, &layout)
                 .await
                 .map_err(|e| ApiError::internal(&e))?;
             Ok(reply(
@@ -427,16 +313,27 @@ pub(super) async fn run(
                 None,
             ))
         }
-        Operation::GetFileUploadUrls | Operation::GetFileDownloadUrls => {
-            super::files::presign(state, caller, info, operation, body).await
+        Input::FileTransfer {
+            environment_id,
+            path,
+            relative,
+        } => {
+            let transfer = super::files::Transfer {
+                environment_id: &environment_id,
+                path: &path,
+                relative: &relative,
+            };
+            super::files::presign(state, caller, info, operation, transfer).await
         }
-        Operation::ApproveCommand => {
-            let req: ApproveCommandRequest = decode(body)?;
-            let id = req.environment_id.as_str();
+        Input::ApproveCommand {
+            environment_id,
+            command,
+        } => {
+            let id = environment_id.as_str();
             authorize(env_arn(id), Context::new()).await?;
-            envs.approve_command(caller, id, &req.command).await?;
+            envs.approve_command(caller, id, &command).await?;
             // The command itself is never recorded: it may hold secrets.
-            let params = json!({"EnvironmentId": id, "CommandLength": req.command.len()});
+            let params = json!({"EnvironmentId": id, "CommandLength": command.len()});
             Ok(reply(operation, json!({}), Some(params), None))
         }
     }

@@ -11,7 +11,7 @@ mod groups;
 mod inline;
 mod keys;
 mod mfa;
-mod params;
+pub mod params;
 mod policies;
 mod roles;
 mod shapes;
@@ -285,7 +285,7 @@ pub async fn handle(
 /// The request's parameters as CloudTrail records them: lower camel case
 /// names, `X.member.N` lists as arrays. Secrets among them (passwords) are
 /// hidden by the audit trail's redaction.
-fn request_parameters(req: &QueryRequest) -> Option<Value> {
+pub fn request_parameters(req: &QueryRequest) -> Option<Value> {
     if req.params.is_empty() {
         return None;
     }
