@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use crate::envs::settings::CloudShellSettings;
+pub use crate::limits::{LimitSettings, RateSettings};
 
 /// Everything `seashell serve` can be told.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -39,6 +40,8 @@ pub struct Config {
     pub cloudshell: CloudShellSettings,
     /// IAM Identity Center sign-in (`[sso]`).
     pub sso: SsoSettings,
+    /// Connection and request limits per client address (`[limits]`).
+    pub limits: LimitSettings,
 }
 
 /// `[sso]`: how identity-store users may sign in to the portal.
@@ -133,6 +136,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             cloudshell: CloudShellSettings::default(),
             sso: SsoSettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -238,6 +242,7 @@ impl Config {
             ));
         }
         self.cloudshell.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.regions.is_empty() {
             return Err(ConfigError::Invalid("at least one region is needed".into()));
         }
