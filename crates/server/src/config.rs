@@ -354,6 +354,33 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_their_section() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("seashell.toml");
+        std::fs::write(
+            &file,
+            "[limits]\nheader_read_timeout_secs = 5\nmax_connections_per_address = 64\n\
+             [limits.signin]\nburst = 3\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), Overrides::default()).expect("valid");
+        assert_eq!(
+            c.limits.header_read_timeout(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(c.limits.max_connections_per_address, 64);
+        assert_eq!(c.limits.max_connections, 8192);
+        assert_eq!((c.limits.signin.burst, c.limits.signin.per_minute), (3, 30));
+        assert_eq!(c.limits.sso_oidc, LimitSettings::default().sso_oidc);
+        std::fs::write(&file, "[limits.sso_oidc]\nper_minute = 0\n").expect("write");
+        let e = Config::load(Some(&file), Overrides::default()).expect_err("zero rate");
+        assert!(e.to_string().contains("limits.sso_oidc"), "{e}");
+        std::fs::write(&file, "[limits]\nmax_connections = 0\n").expect("write");
+        let e = Config::load(Some(&file), Overrides::default()).expect_err("zero cap");
+        assert!(e.to_string().contains("limits.max_connections"), "{e}");
+    }
+
+    #[test]
     fn bad_configurations_are_refused_clearly() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("seashell.toml");

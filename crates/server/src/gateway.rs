@@ -6,6 +6,9 @@
 //! 1. [`routes`] refuses a browser whose `Origin` is not the configured
 //!    public URL's (403, before the upgrade). No `Origin` header means a
 //!    non-browser client, which is allowed: the token is what authorises.
+//!    An address that already holds `[limits]
+//!    max_pending_upgrades_per_address` sockets whose token is not yet
+//!    redeemed gets 429 with `Retry-After`, also before the upgrade.
 //! 2. [`accept`] reads the opening text frame ([`OpenDataChannelInput`])
 //!    and redeems its one-time token; a bad, expired or reused token closes
 //!    the socket with code 1008 and the reason, and nothing is relayed.

@@ -65,16 +65,8 @@ impl Default for LimitSettings {
             // opens hundreds of data channels from a single address.
             max_connections_per_address: 1024,
             max_pending_upgrades_per_address: 1024,
-            signin: RateSettings {
-                burst: 30,
-                per_minute: 30,
-                max_tracked: 100_000,
-            },
-            sso_oidc: RateSettings {
-                burst: 20,
-                per_minute: 20,
-                max_tracked: 100_000,
-            },
+            signin: RateSettings::default(),
+            sso_oidc: RateSettings::default(),
         }
     }
 }
@@ -123,9 +115,15 @@ pub struct RateSettings {
     pub max_tracked: usize,
 }
 
+// One default for every bucket, so a section that sets some keys gets the
+// same defaults for the others whichever bucket it is.
 impl Default for RateSettings {
     fn default() -> Self {
-        LimitSettings::default().signin
+        RateSettings {
+            burst: 30,
+            per_minute: 30,
+            max_tracked: 100_000,
+        }
     }
 }
 
@@ -509,7 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_refuses_beyond_the_burst_per_address_and_prunes() {
+    fn rate_limit_refuses_beyond_the_burst_per_address_and_tracks_a_bounded_number() {
         let r = RateLimit::new(&RateSettings {
             burst: 3,
             per_minute: 1,
