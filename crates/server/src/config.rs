@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use crate::envs::settings::CloudShellSettings;
+pub use crate::limits::{LimitSettings, RateSettings};
 
 /// Everything `seashell serve` can be told.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -39,6 +40,8 @@ pub struct Config {
     pub cloudshell: CloudShellSettings,
     /// IAM Identity Center sign-in (`[sso]`).
     pub sso: SsoSettings,
+    /// Connection and request limits per client address (`[limits]`).
+    pub limits: LimitSettings,
 }
 
 /// `[sso]`: how identity-store users may sign in to the portal.
@@ -133,6 +136,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             cloudshell: CloudShellSettings::default(),
             sso: SsoSettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -238,6 +242,7 @@ impl Config {
             ));
         }
         self.cloudshell.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.regions.is_empty() {
             return Err(ConfigError::Invalid("at least one region is needed".into()));
         }
@@ -346,6 +351,33 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.regions, vec!["ap-south-1"]);
+    }
+
+    #[test]
+    fn limits_come_from_their_section() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("seashell.toml");
+        std::fs::write(
+            &file,
+            "[limits]\nheader_read_timeout_secs = 5\nmax_connections_per_address = 64\n\
+             [limits.signin]\nburst = 3\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), Overrides::default()).expect("valid");
+        assert_eq!(
+            c.limits.header_read_timeout(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(c.limits.max_connections_per_address, 64);
+        assert_eq!(c.limits.max_connections, 8192);
+        assert_eq!((c.limits.signin.burst, c.limits.signin.per_minute), (3, 30));
+        assert_eq!(c.limits.sso_oidc, LimitSettings::default().sso_oidc);
+        std::fs::write(&file, "[limits.sso_oidc]\nper_minute = 0\n").expect("write");
+        let e = Config::load(Some(&file), Overrides::default()).expect_err("zero rate");
+        assert!(e.to_string().contains("limits.sso_oidc"), "{e}");
+        std::fs::write(&file, "[limits]\nmax_connections = 0\n").expect("write");
+        let e = Config::load(Some(&file), Overrides::default()).expect_err("zero cap");
+        assert!(e.to_string().contains("limits.max_connections"), "{e}");
     }
 
     #[test]

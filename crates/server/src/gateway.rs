@@ -6,6 +6,9 @@
 //! 1. [`routes`] refuses a browser whose `Origin` is not the configured
 //!    public URL's (403, before the upgrade). No `Origin` header means a
 //!    non-browser client, which is allowed: the token is what authorises.
+//!    An address that already holds `[limits]
+//!    max_pending_upgrades_per_address` sockets whose token is not yet
+//!    redeemed gets 429 with `Retry-After`, also before the upgrade.
 //! 2. [`accept`] reads the opening text frame ([`OpenDataChannelInput`])
 //!    and redeems its one-time token; a bad, expired or reused token closes
 //!    the socket with code 1008 and the reason, and nothing is relayed.
@@ -43,11 +46,12 @@
 //! connection dies, the socket is closed so the client resumes.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -89,6 +93,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn data_channel(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(session_id): Path<String>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -97,13 +102,31 @@ async fn data_channel(
         count(&state, "refused_origin");
         return refusal;
     }
+    // Until its token is redeemed, a socket is anyone's: each address may
+    // hold only so many (docs/security.md §5.9). The permit goes with the
+    // upgrade and is given back once the token has been looked at.
+    let pending = match state.limits.pending_upgrades.acquire(peer.ip()) {
+        Ok(permit) => permit,
+        Err(_) => {
+            count(&state, "refused_pending_limit");
+            tracing::debug!(%peer, "data channel refused: too many pending upgrades");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "5")],
+                "Too many data channels from your address are waiting for their opening frame.\n",
+            )
+                .into_response();
+        }
+    };
     let span = tracing::info_span!("data_channel", session = %session_id);
     ws.max_message_size(MAX_MESSAGE).on_upgrade(move |socket| {
         async move {
             let envs = state.envs.clone();
             let sid = session_id.clone();
             let redeemed = accept(socket, move |token| async move {
-                envs.redeem_stream_token(&sid, &token).await
+                let grant = envs.redeem_stream_token(&sid, &token).await;
+                drop(pending);
+                grant
             })
             .await;
             count(&state, if redeemed { "ok" } else { "refused_token" });

@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod indexer;
+pub mod limits;
 pub mod metrics;
 pub mod mfa;
 pub mod password;

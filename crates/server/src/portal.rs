@@ -267,6 +267,19 @@ async fn signin(
         return refused;
     }
     let next = safe_next(form.next.as_deref()).to_string();
+    if let Err(secs) = crate::signin::throttle(&state, peer) {
+        let mut response = signin_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &crate::signin::throttled_message(secs),
+            &form.directory,
+            &next,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return response;
+    }
     match attempt(&state, &form, &peer.ip().to_string()).await {
         Ok(token) => signed_in(&state, &token, &next),
         Err(message) => signin_page(

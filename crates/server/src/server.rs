@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::envs::Environments;
 use crate::http;
 use crate::indexer::Indexer;
-use crate::metrics::Metrics;
+use crate::limits::{ConnectionLimit, Holdings, LimitSettings, Limits};
+use crate::metrics::{Metrics, RequestLabels};
 use crate::services::cloudshell::files::UrlKey;
 use crate::state::AppState;
 use crate::store::Store;
@@ -22,6 +23,8 @@ use crate::store::Store;
 const GRACE: Duration = Duration::from_secs(20);
 /// How often audit delivery files are cut.
 const DELIVERY_TICK: Duration = Duration::from_secs(5);
+/// How often rate limiters forget addresses that are idle again.
+const PRUNE_TICK: Duration = Duration::from_secs(60);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,7 @@ pub struct Running {
     indexer_task: tokio::task::JoinHandle<()>,
     prepare_task: tokio::task::JoinHandle<()>,
     duties: tokio::task::JoinHandle<()>,
+    prune: tokio::task::JoinHandle<()>,
 }
 
 /// Creates the data directory readable by its owner only.
@@ -143,7 +147,9 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         &config.public_url(),
         Some((local_addr, config.tls_cert.is_some())),
     );
+    let limits = Limits::new(&config.limits);
     let state = Arc::new(AppState {
+        limits,
         config,
         store,
         audit,
@@ -159,22 +165,54 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let duties = crate::envs::duties::spawn(state.clone());
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
+    let connections = Holdings::new(
+        state.config.limits.max_connections,
+        state.config.limits.max_connections_per_address,
+    );
+    let refused = |outcome: &str| {
+        state
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                service: "http".into(),
+                operation: "Connect".into(),
+                outcome: outcome.into(),
+            })
+            .clone()
+    };
+    // Keystrokes and acknowledgements are small writes: without
+    // TCP_NODELAY each waits for the peer's delayed ACK (~40 ms).
+    let acceptor = ConnectionLimit::new(
+        axum_server::accept::NoDelayAcceptor::new(),
+        connections,
+        refused("refused_total_limit"),
+        refused("refused_address_limit"),
+    );
     let task = match tls {
         Some(tls) => {
-            let server = axum_server::from_tcp_rustls(listener, tls)
-                .map(|a| a.acceptor(axum_server::accept::NoDelayAcceptor::new()))
+            // The TLS acceptor allows 10 s for the handshake.
+            let mut server = axum_server::from_tcp_rustls(listener, tls)
+                .map(|a| a.acceptor(acceptor))
                 .handle(handle.clone());
+            tune(server.http_builder(), &state.config.limits);
             tokio::spawn(async move { server.serve(app).await })
         }
         None => {
-            // Keystrokes and acknowledgements are small writes: without
-            // TCP_NODELAY each waits for the peer's delayed ACK (~40 ms).
-            let server = axum_server::from_tcp(listener)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
                 .handle(handle.clone());
+            tune(server.http_builder(), &state.config.limits);
             tokio::spawn(async move { server.serve(app).await })
         }
     };
+    let pruned = state.clone();
+    let prune = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_TICK);
+        loop {
+            tick.tick().await;
+            pruned.limits.prune();
+        }
+    });
     let audit = state.audit.clone();
     let delivery = tokio::spawn(async move {
         let mut tick = tokio::time::interval(DELIVERY_TICK);
@@ -201,7 +239,31 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         indexer_task,
         prepare_task,
         duties,
+        prune,
     })
+}
+
+/// Connection timeouts. HTTP/1: hyper's header read timeout, which runs
+/// from the moment a connection is ready for a request head (its opening,
+/// the end of each response), so it closes both a client that dribbles its
+/// headers (slowloris) and an idle keep-alive connection. HTTP/2: pings
+/// close a peer that stopped answering.
+fn tune(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: &LimitSettings,
+) {
+    let timer = hyper_util::rt::TokioTimer::new();
+    builder
+        .http1()
+        .timer(timer.clone())
+        .header_read_timeout(limits.header_read_timeout());
+    if let Some(timeout) = limits.header_read_timeout() {
+        builder
+            .http2()
+            .timer(timer)
+            .keep_alive_interval(timeout)
+            .keep_alive_timeout(timeout);
+    }
 }
 
 impl Running {
@@ -232,6 +294,7 @@ impl Running {
         // Environments keep running without the server; the next start
         // reattaches to them.
         self.duties.abort();
+        self.prune.abort();
         self.prepare_task.abort();
         self.state.indexer.flush().await;
         self.indexer_task.abort();

@@ -88,6 +88,9 @@ pub enum Refusal {
     PasswordChangeRequired,
     /// The new password does not meet the policy.
     WeakPassword(String),
+    /// Too many attempts from the client's address: nothing was checked;
+    /// try again after this many seconds.
+    Throttled(u64),
 }
 
 /// A started session: what the browser gets.
@@ -472,12 +475,14 @@ fn refusal_response(refusal: &Refusal, json: bool) -> Response {
             "You must change your password before you sign in.".to_string(),
         ),
         Refusal::WeakPassword(why) => (StatusCode::BAD_REQUEST, why.clone()),
+        Refusal::Throttled(secs) => (StatusCode::TOO_MANY_REQUESTS, throttled_message(*secs)),
     };
     let code = match refusal {
         Refusal::Failed => "Failed",
         Refusal::MfaRequired => "MfaRequired",
         Refusal::PasswordChangeRequired => "PasswordChangeRequired",
         Refusal::WeakPassword(_) => "PasswordPolicy",
+        Refusal::Throttled(_) => "Throttled",
     };
     let mut response = if json {
         (
@@ -498,6 +503,11 @@ fn refusal_response(refusal: &Refusal, json: bool) -> Response {
     response
         .headers_mut()
         .insert("x-seashell-signin", HeaderValue::from_static(code));
+    if let Refusal::Throttled(secs) = refusal {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+    }
     crate::console::harden(response.headers_mut());
     response
 }
@@ -517,6 +527,31 @@ pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), R
     crate::gateway::check_origin(headers, &state.config.public_url())
 }
 
+/// What a throttled sign-in is told.
+pub(crate) fn throttled_message(secs: u64) -> String {
+    format!("Too many sign-in attempts from your address. Try again in {secs} seconds.")
+}
+
+/// Takes a sign-in token for the peer's address (docs/security.md §5.1):
+/// `Err(seconds)` when none is left. Checked before any password is
+/// verified or anything is written; a throttled attempt is not audited
+/// either, so a flood grows no journal.
+pub(crate) fn throttle(state: &AppState, peer: SocketAddr) -> Result<(), u64> {
+    state.limits.signin.check(peer.ip()).map_err(|wait| {
+        tracing::debug!(%peer, "sign-in throttled");
+        state
+            .metrics
+            .requests
+            .get_or_create(&crate::metrics::RequestLabels {
+                service: "signin".into(),
+                operation: "ConsoleLogin".into(),
+                outcome: "Throttled".into(),
+            })
+            .inc();
+        crate::limits::retry_after_secs(wait)
+    })
+}
+
 /// `POST /signin`.
 pub async fn signin(
     State(state): State<Arc<AppState>>,
@@ -528,6 +563,9 @@ pub async fn signin(
         return refused;
     }
     let json = wants_json(&headers);
+    if let Err(secs) = throttle(&state, peer) {
+        return refusal_response(&Refusal::Throttled(secs), json);
+    }
     let ip = peer.ip().to_string();
     match attempt(
         &state,
@@ -556,6 +594,9 @@ pub async fn change_password(
         return refused;
     }
     let json = wants_json(&headers);
+    if let Err(secs) = throttle(&state, peer) {
+        return refusal_response(&Refusal::Throttled(secs), json);
+    }
     let ip = peer.ip().to_string();
     let result = attempt(
         &state,

@@ -28,6 +28,8 @@ pub struct AppState {
     pub envs: Environments,
     /// Signs the pre-signed file transfer URLs.
     pub file_urls: UrlKey,
+    /// Per-address limits: pending upgrades, sign-in and SSO-OIDC rates.
+    pub limits: crate::limits::Limits,
 }
 
 impl AppState {

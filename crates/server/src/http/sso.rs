@@ -235,8 +235,36 @@ fn call<'a>(
     }
 }
 
+/// Refuses a request from an address over its SSO-OIDC rate (docs/security.md
+/// §5.14) before anything is read or written; not audited, so a flood grows
+/// neither the tables nor the journal. Measured as `SlowDownException`.
+fn throttled(state: &AppState, call: &Call<'_>) -> Option<Response> {
+    let wait = state.limits.sso_oidc.check(call.peer.ip()).err()?;
+    let secs = crate::limits::retry_after_secs(wait);
+    let failure = sso_oidc::OidcError::slow_down(secs);
+    tracing::debug!(peer = %call.peer, "SSO-OIDC request throttled");
+    record_metrics(
+        state,
+        call.service,
+        call.operation,
+        call.started,
+        Some(&ApiError {
+            status: failure.status,
+            code: failure.exception.to_string(),
+            message: String::new(),
+        }),
+    );
+    let rid =
+        HeaderValue::from_str(&call.request_id).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let mut response = Failure::Oidc(failure).into_response(rid);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Some(response)
+}
+
 macro_rules! oidc_handler {
-    ($name:ident, $operation:literal, $service_fn:path) => {
+    ($name:ident, $operation:literal, $service_fn:path, $rate_limited:literal) => {
         async fn $name(
             State(state): State<Arc<AppState>>,
             ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -246,6 +274,11 @@ macro_rules! oidc_handler {
             let call = call("sso-oidc", OIDC_EVENT_SOURCE, $operation, false, peer, &headers);
             let span = tracing::info_span!("request", service = "sso-oidc", operation = $operation, request_id = %call.request_id);
             async {
+                if $rate_limited {
+                    if let Some(refused) = throttled(&state, &call) {
+                        return refused;
+                    }
+                }
                 let outcome = $service_fn(&state, &body)
                     .await
                     .map(|r| (r.body, r.user, r.request_parameters, None))
@@ -258,13 +291,22 @@ macro_rules! oidc_handler {
     };
 }
 
-oidc_handler!(register_client, "RegisterClient", sso_oidc::register_client);
+// Registering a client and starting a device authorization are unauthenticated
+// and each writes a row: rate-limited. CreateToken needs a client secret and
+// has its own polling interval (SlowDownException per device code).
+oidc_handler!(
+    register_client,
+    "RegisterClient",
+    sso_oidc::register_client,
+    true
+);
 oidc_handler!(
     start_device_authorization,
     "StartDeviceAuthorization",
-    sso_oidc::start_device_authorization
+    sso_oidc::start_device_authorization,
+    true
 );
-oidc_handler!(create_token, "CreateToken", sso_oidc::create_token);
+oidc_handler!(create_token, "CreateToken", sso_oidc::create_token, false);
 
 type Params = Query<HashMap<String, String>>;
 

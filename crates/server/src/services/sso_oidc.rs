@@ -74,6 +74,19 @@ impl OidcError {
         )
     }
 
+    /// Too many requests from the client's address (botocore's
+    /// `SlowDownException`, which RegisterClient, StartDeviceAuthorization
+    /// and CreateToken may raise).
+    pub fn slow_down(retry_after_secs: u64) -> Self {
+        Self::new(
+            "SlowDownException",
+            "slow_down",
+            format!(
+                "Too many requests from your address; try again in {retry_after_secs} seconds."
+            ),
+        )
+    }
+
     fn invalid_grant(description: impl Into<String>) -> Self {
         Self::new("InvalidGrantException", "invalid_grant", description)
     }
