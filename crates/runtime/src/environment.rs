@@ -8,7 +8,8 @@
 //! images/<name>/rootfs            prepared (id-shifted) image, read-only lower layer
 //! images/<name>/seashell-image.json
 //! homes/home-<sha256>.ext4         home volumes
-//! envs/<id>/upper, envs/<id>/work  overlay upper layer (discarded on stop)
+//! envs/<id>/root.ext4             root disk (sparse ext4 image, deleted on stop)
+//! envs/<id>/root/upper, root/work  overlay upper layer, on the root disk's loop mount
 //! envs/<id>/bundle/config.json     OCI bundle; bundle/rootfs is the overlay mount
 //! envs/<id>/home                   loop mount of the home volume while running
 //! envs/<id>/runc.log            log of the OCI runtime (errors of `runc create`)
@@ -27,11 +28,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cmd;
 use crate::error::{Error, Result};
 use crate::home::{self, HomeKey, DEFAULT_HOME_BYTES};
 use crate::host::{self, CgroupLayout, HostReport};
 use crate::mounts;
 use crate::network::{self, NetTools, NetworkConfig};
+use crate::rootdisk;
 use crate::rootfs::{self, OverlayPaths, PreparedImage};
 use crate::runc::{ExecOutput, Runc};
 use crate::spec::{self, IdMap, Limits, SpecInput, USER_HOME, USER_ID};
@@ -367,6 +370,7 @@ impl Runtime {
                 reason: "must not be empty",
             });
         }
+        rootdisk::validate(spec.limits.root_bytes)?;
         let status = self.status(id)?;
         if status != EnvironmentStatus::Stopped {
             return Err(Error::InvalidTransition {
@@ -393,11 +397,17 @@ impl Runtime {
         let bundle = dir.join("bundle");
         create_private_dir(&dir)?;
         create_private_dir(&bundle)?;
+        // The upper layer goes on the environment's own size-limited file
+        // system, never on the data directory's (see `rootdisk`).
+        let root_image = dir.join("root.ext4");
+        let root_disk = dir.join("root");
+        rootdisk::create(&root_image, spec.limits.root_bytes, &self.host.mkfs_ext4)?;
+        rootdisk::mount(&self.host.mount, &root_image, &root_disk)?;
         rootfs::mount_overlay(
             &OverlayPaths {
                 lower: spec.image.rootfs.clone(),
-                upper: dir.join("upper"),
-                work: dir.join("work"),
+                upper: root_disk.join("upper"),
+                work: root_disk.join("work"),
                 target: bundle.join("rootfs"),
             },
             spec.id_map,
@@ -506,7 +516,8 @@ impl Runtime {
 
     /// Stops the environment: SIGTERM, then after `stop_timeout` SIGKILL to
     /// every process; removes the container and its cgroups, unmounts the
-    /// home volume and the root overlay and discards the upper layer.
+    /// home volume, the root overlay and the root disk, and deletes the root
+    /// disk with the upper layer on it.
     /// Stopping a stopped environment is a no-op.
     pub fn stop(&self, id: &EnvironmentId) -> Result<()> {
         let _span = tracing::info_span!("environment.stop", env = %id).entered();
@@ -571,6 +582,16 @@ impl Runtime {
                 path: m.target.clone(),
                 source: nix::errno::Errno::EBUSY,
             });
+        }
+        // Unmounting released the root disk's auto-clearing loop device; one
+        // attached but never mounted (a crash inside `mount -o loop`) would
+        // keep the deleted image's blocks, so detach it.
+        let root_image = dir.join("root.ext4");
+        if root_image.exists() {
+            for dev in home::attached_loops(&self.host.losetup, &root_image)? {
+                tracing::warn!(device = %dev, "detaching unmounted loop device of the root disk");
+                cmd::run(&mut cmd::command(&self.host.losetup, ["-d", dev.as_str()]))?;
+            }
         }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

@@ -87,6 +87,7 @@ pub fn prepare(
         cpu_period_us: period,
         memory_bytes: i64::try_from(settings.memory_mib << 20).unwrap_or(i64::MAX),
         pids: i64::try_from(settings.pids).unwrap_or(i64::MAX),
+        root_bytes: settings.root_mib.saturating_mul(1 << 20),
     };
     tracing::info!(image = %settings.image, agent = %agent.binary.display(), "environments ready");
     Ok(Backend {
