@@ -8,7 +8,8 @@
 //! images/<name>/rootfs            prepared (id-shifted) image, read-only lower layer
 //! images/<name>/seashell-image.json
 //! homes/home-<sha256>.ext4         home volumes
-//! envs/<id>/root.ext4             root disk (sparse ext4 image, deleted on stop)
+//! templates/root-v1-<bytes>.ext4  empty root disk of each size, copied per environment
+//! envs/<id>/root.ext4              root disk (sparse ext4 image, deleted on stop)
 //! envs/<id>/root/upper, root/work  overlay upper layer, on the root disk's loop mount
 //! envs/<id>/bundle/config.json     OCI bundle; bundle/rootfs is the overlay mount
 //! envs/<id>/home                   loop mount of the home volume while running
@@ -39,6 +40,9 @@ use crate::rootfs::{self, OverlayPaths, PreparedImage};
 use crate::runc::{ExecOutput, Runc};
 use crate::spec::{self, IdMap, Limits, SpecInput, USER_HOME, USER_ID};
 
+/// Default of [`RuntimeConfig::min_free_bytes`]: 1 GiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 30;
+
 /// Configuration of the local backend.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -57,6 +61,11 @@ pub struct RuntimeConfig {
     /// Network of environments; `None` leaves each environment with
     /// loopback only (no connectivity at all).
     pub network: Option<NetworkConfig>,
+    /// Free space the data directory's file system keeps: `create` refuses
+    /// when less than this plus the new environment's root disk is free.
+    /// Root disks and homes are sparse, so this is a floor at start, not a
+    /// reservation.
+    pub min_free_bytes: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -69,6 +78,7 @@ impl Default for RuntimeConfig {
             home_bytes: DEFAULT_HOME_BYTES,
             stop_timeout: Duration::from_secs(10),
             network: Some(NetworkConfig::default()),
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -380,6 +390,7 @@ impl Runtime {
             });
         }
         self.teardown(id)?;
+        self.check_free_space(spec.limits.root_bytes)?;
         let result = self.create_inner(spec);
         if let Err(e) = &result {
             tracing::warn!(error = %e, "create failed, cleaning up");
@@ -398,11 +409,37 @@ impl Runtime {
         create_private_dir(&dir)?;
         create_private_dir(&bundle)?;
         // The upper layer goes on the environment's own size-limited file
-        // system, never on the data directory's (see `rootdisk`).
+        // system, never on the data directory's (see `rootdisk`). Making and
+        // mounting it is a few external commands and kernel work that does
+        // not depend on the home, so it runs beside the home's.
         let root_image = dir.join("root.ext4");
         let root_disk = dir.join("root");
-        rootdisk::create(&root_image, spec.limits.root_bytes, &self.host.mkfs_ext4)?;
-        rootdisk::mount(&self.host.mount, &root_image, &root_disk)?;
+        let span = tracing::Span::current();
+        let (root, home_source) = std::thread::scope(|s| {
+            let root = s.spawn(|| {
+                let _span = span.enter();
+                rootdisk::create(
+                    &root_image,
+                    spec.limits.root_bytes,
+                    &self.config.data_dir.join("templates"),
+                    &self.host.mkfs_ext4,
+                )?;
+                rootdisk::mount(&self.host.mount, &root_image, &root_disk)
+            });
+            let home = self.mount_home(spec, &dir.join("home"));
+            let root = root.join().unwrap_or_else(|_| {
+                Err(Error::Invalid {
+                    what: "root disk",
+                    value: root_image.display().to_string(),
+                    reason: "its preparation panicked",
+                })
+            });
+            (root, home)
+        });
+        // Both are finished here; on an error `create` unmounts whichever
+        // succeeded.
+        root?;
+        let home_source = home_source?;
         rootfs::mount_overlay(
             &OverlayPaths {
                 lower: spec.image.rootfs.clone(),
@@ -412,23 +449,6 @@ impl Runtime {
             },
             spec.id_map,
         )?;
-        let home_mount = dir.join("home");
-        let home_source = match &spec.home {
-            Some(key) => {
-                let image = self.home_path(key);
-                let owner = spec.id_map.to_host(USER_ID).ok_or_else(|| Error::Invalid {
-                    what: "id map",
-                    value: format!("{:?}", spec.id_map),
-                    reason: "does not contain uid 1000",
-                })?;
-                if home::ensure(&image, self.config.home_bytes, &self.host.mkfs_ext4, owner)? {
-                    tracing::info!(volume = %image.display(), "created home volume");
-                }
-                home::mount(&self.host.mount, &self.host.losetup, &image, &home_mount)?;
-                Some(home_mount)
-            }
-            None => None,
-        };
         // The address is needed for /etc/hosts and resolv.conf before the
         // bundle is written; the link itself comes after `runc create`.
         let lease = match &self.config.network {
@@ -479,6 +499,46 @@ impl Runtime {
             network::setup(tools, lease, pid)?;
         }
         Ok(())
+    }
+
+    /// Refuses a start that would leave the data directory's file system
+    /// below the floor once the new root disk is full.
+    fn check_free_space(&self, root_bytes: u64) -> Result<()> {
+        let data = &self.config.data_dir;
+        let st = nix::sys::statvfs::statvfs(data.as_path())
+            .map_err(|e| Error::sys("checking free space of", data, e))?;
+        // `fsblkcnt_t` and `c_ulong` are u64 here, not on every target.
+        #[allow(clippy::useless_conversion)]
+        let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+        let needed = root_bytes.saturating_add(self.config.min_free_bytes);
+        if free < needed {
+            return Err(Error::LowDiskSpace {
+                path: data.clone(),
+                free_mib: free >> 20,
+                needed_mib: needed >> 20,
+                floor_mib: self.config.min_free_bytes >> 20,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates (on first use) and mounts the home volume of `spec` at
+    /// `target`; `None` for an environment without one.
+    fn mount_home(&self, spec: &EnvironmentSpec, target: &Path) -> Result<Option<PathBuf>> {
+        let Some(key) = &spec.home else {
+            return Ok(None);
+        };
+        let image = self.home_path(key);
+        let owner = spec.id_map.to_host(USER_ID).ok_or_else(|| Error::Invalid {
+            what: "id map",
+            value: format!("{:?}", spec.id_map),
+            reason: "does not contain uid 1000",
+        })?;
+        if home::ensure(&image, self.config.home_bytes, &self.host.mkfs_ext4, owner)? {
+            tracing::info!(volume = %image.display(), "created home volume");
+        }
+        home::mount(&self.host.mount, &self.host.losetup, &image, target)?;
+        Ok(Some(target.to_path_buf()))
     }
 
     /// Allocates and records the environment's /30.
@@ -585,12 +645,18 @@ impl Runtime {
         }
         // Unmounting released the root disk's auto-clearing loop device; one
         // attached but never mounted (a crash inside `mount -o loop`) would
-        // keep the deleted image's blocks, so detach it.
+        // keep the deleted image's blocks, so detach it. Best effort: the
+        // kernel may clear a device between the listing and `-d`, and
+        // `reconcile` sweeps whatever is left.
         let root_image = dir.join("root.ext4");
         if root_image.exists() {
             for dev in home::attached_loops(&self.host.losetup, &root_image)? {
                 tracing::warn!(device = %dev, "detaching unmounted loop device of the root disk");
-                cmd::run(&mut cmd::command(&self.host.losetup, ["-d", dev.as_str()]))?;
+                if let Err(e) =
+                    cmd::run(&mut cmd::command(&self.host.losetup, ["-d", dev.as_str()]))
+                {
+                    tracing::warn!(device = %dev, error = %e, "detaching failed");
+                }
             }
         }
         match std::fs::remove_dir_all(&dir) {

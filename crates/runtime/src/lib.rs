@@ -52,6 +52,7 @@ pub mod spec;
 
 pub use environment::{
     EnvironmentId, EnvironmentSpec, EnvironmentStatus, ExecUser, Runtime, RuntimeConfig,
+    DEFAULT_MIN_FREE_BYTES,
 };
 pub use error::{Error, Result};
 pub use home::HomeKey;

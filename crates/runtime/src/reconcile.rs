@@ -117,10 +117,19 @@ impl Runtime {
             }
         }
 
-        // Half-written home volumes.
-        for name in file_names(&homes)? {
+        // Half-written home volumes and root disk templates.
+        let templates = data.join("templates");
+        let partial = file_names(&homes)?
+            .into_iter()
+            .map(|n| homes.join(n))
+            .chain(
+                file_names(&templates)?
+                    .into_iter()
+                    .map(|n| templates.join(n)),
+            );
+        for p in partial {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
             if name.contains(".partial-") {
-                let p = homes.join(&name);
                 if let Err(e) = std::fs::remove_file(&p) {
                     report.errors.push(format!("{}: {e}", p.display()));
                 }

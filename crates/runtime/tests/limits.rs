@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use common::{loops_under, mounts_under, Fixture};
-use seashell_runtime::{ExecUser, Limits};
+use seashell_runtime::{Error, ExecUser, Limits, Runtime, RuntimeConfig};
 
 fn read_trim(p: &std::path::Path) -> String {
     std::fs::read_to_string(p)
@@ -122,7 +122,7 @@ fn full_root_disk_gives_enospc_and_spares_the_host() {
         .parse()
         .expect("df /");
     assert!(
-        (ROOT_MIB - 16) << 10 <= root_kib && root_kib <= ROOT_MIB << 10,
+        ((ROOT_MIB - 16) << 10..=ROOT_MIB << 10).contains(&root_kib),
         "/ is {root_kib} KiB, not about {ROOT_MIB} MiB"
     );
     f.ok(&id, ExecUser::CloudshellUser, "echo kept > ~/notes.txt");
@@ -149,7 +149,7 @@ fn full_root_disk_gives_enospc_and_spares_the_host() {
     assert!(out.stderr.contains("No space left on device"), "{out:?}");
     let tmp_mib = size_mib(&f, &id, "/tmp/fill");
     assert!(
-        ROOT_MIB - 24 <= tmp_mib && tmp_mib < ROOT_MIB,
+        (ROOT_MIB - 24..ROOT_MIB).contains(&tmp_mib),
         "/tmp took {tmp_mib} MiB of a {ROOT_MIB} MiB root disk"
     );
     // Top up the last partial blocks; /var shares the limit: full with
@@ -172,7 +172,7 @@ fn full_root_disk_gives_enospc_and_spares_the_host() {
     assert!(out.stderr.contains("No space left on device"), "{out:?}");
     let var_mib = size_mib(&f, &id, "/var/fill");
     assert!(
-        ROOT_MIB - 24 <= var_mib && var_mib < ROOT_MIB,
+        (ROOT_MIB - 24..ROOT_MIB).contains(&var_mib),
         "/var took {var_mib} MiB of a {ROOT_MIB} MiB root disk"
     );
     // Top up the last partial blocks: the root disk is then completely full.
@@ -216,8 +216,17 @@ fn full_root_disk_gives_enospc_and_spares_the_host() {
         "kept"
     );
 
-    // Stop leaves nothing behind; start gives an empty upper layer on a
-    // new root disk, with the home as it was.
+    // Stop leaves nothing behind, not even a loop device attached to the
+    // image without a mount (what a crash inside `mount -o loop` leaves);
+    // start gives an empty upper layer on a new root disk, with the home
+    // as it was.
+    let stray = std::process::Command::new("losetup")
+        .args(["-r", "-f", "--show"])
+        .arg(&image)
+        .output()
+        .expect("losetup");
+    assert!(stray.status.success(), "losetup: {stray:?}");
+    assert_eq!(loops_under(&f.root).len(), 3, "{:?}", loops_under(&f.root));
     f.rt.stop(&id).expect("stop");
     assert!(!f.env_dir(&id).exists(), "root disk not discarded");
     assert!(mounts_under(&f.root).is_empty(), "mounts left after stop");
@@ -242,6 +251,12 @@ fn full_root_disk_gives_enospc_and_spares_the_host() {
         used_kib < 4 << 10,
         "a fresh root disk has {used_kib} KiB used"
     );
+    let fresh = std::fs::metadata(&image).expect("new root disk image");
+    assert!(
+        fresh.blocks() * 512 < 4 << 20,
+        "a fresh root disk takes {} bytes on the host",
+        fresh.blocks() * 512
+    );
     assert_eq!(
         f.ok(&id, ExecUser::CloudshellUser, "cat ~/notes.txt"),
         "kept"
@@ -254,6 +269,50 @@ fn full_root_disk_gives_enospc_and_spares_the_host() {
         loops_under(&f.root).is_empty(),
         "loop devices left after stop"
     );
+}
+
+/// A start that would leave the data directory's file system below the
+/// floor once its root disk filled is refused before anything is made.
+#[test]
+fn a_start_below_the_free_space_floor_is_refused() {
+    let f = Fixture::new("floor");
+    let id = f.id("env");
+    let data_dir = f.rt.config().data_dir.clone();
+    let free = host_avail_kib(&data_dir) << 10;
+    // A floor just above what is free: the start is refused.
+    let strict = Runtime::new(RuntimeConfig {
+        min_free_bytes: free + (64 << 30),
+        ..f.rt.config().clone()
+    })
+    .expect("runtime");
+    match strict.create(&f.spec(&id, Some(f.home_key("floor")), Limits::default())) {
+        Err(Error::LowDiskSpace {
+            free_mib,
+            needed_mib,
+            ..
+        }) => assert!(free_mib < needed_mib, "{free_mib} >= {needed_mib}"),
+        other => panic!("create below the floor: {other:?}"),
+    }
+    assert!(
+        !f.env_dir(&id).exists(),
+        "a refused start left its directory"
+    );
+    assert!(
+        !f.rt.home_path(&f.home_key("floor")).exists(),
+        "a refused start made a home"
+    );
+    assert!(
+        mounts_under(&f.root).is_empty(),
+        "a refused start left mounts"
+    );
+    assert!(
+        loops_under(&f.root).is_empty(),
+        "a refused start left loop devices"
+    );
+    // The default floor (1 GiB) lets it start.
+    f.up(&id, Some(f.home_key("floor")), Limits::default());
+    assert_eq!(f.ok(&id, ExecUser::Root, "echo up"), "up");
+    f.rt.stop(&id).expect("stop");
 }
 
 /// Memory and CPU limits are applied to the environment's cgroup, visible

@@ -63,6 +63,7 @@ pub fn prepare(
             .unwrap_or_else(|| default_state_dir(data_dir)),
         cgroup_parent: settings.cgroup_parent.clone(),
         home_bytes: settings.home_mib << 20,
+        min_free_bytes: settings.min_free_mib.saturating_mul(1 << 20),
         network: settings.network.then(|| NetworkConfig {
             pool,
             prefix_len,

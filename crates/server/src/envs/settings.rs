@@ -62,6 +62,10 @@ pub struct CloudShellSettings {
     /// everything it writes outside the home (`/tmp`, `/var`, packages);
     /// a sparse file, discarded when the environment stops.
     pub root_mib: u64,
+    /// Free space, in MiB, the runtime directory's file system keeps: an
+    /// environment starts only while more than this plus its root disk is
+    /// free.
+    pub min_free_mib: u64,
     /// Minutes without keyboard input or console heartbeat after which a
     /// session ends (20–30).
     pub idle_timeout_minutes: u64,
@@ -113,6 +117,7 @@ impl Default for CloudShellSettings {
             memory_mib: 2048,
             pids: 1024,
             root_mib: 2048,
+            min_free_mib: 1024,
             idle_timeout_minutes: 20,
             idle_timeout_seconds: None,
             max_session_hours: 12,
