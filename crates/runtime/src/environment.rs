@@ -8,7 +8,9 @@
 //! images/<name>/rootfs            prepared (id-shifted) image, read-only lower layer
 //! images/<name>/seashell-image.json
 //! homes/home-<sha256>.ext4         home volumes
-//! envs/<id>/upper, envs/<id>/work  overlay upper layer (discarded on stop)
+//! templates/root-v1-<bytes>.ext4  empty root disk of each size, copied per environment
+//! envs/<id>/root.ext4              root disk (sparse ext4 image, deleted on stop)
+//! envs/<id>/root/upper, root/work  overlay upper layer, on the root disk's loop mount
 //! envs/<id>/bundle/config.json     OCI bundle; bundle/rootfs is the overlay mount
 //! envs/<id>/home                   loop mount of the home volume while running
 //! envs/<id>/runc.log            log of the OCI runtime (errors of `runc create`)
@@ -27,14 +29,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cmd;
 use crate::error::{Error, Result};
 use crate::home::{self, HomeKey, DEFAULT_HOME_BYTES};
 use crate::host::{self, CgroupLayout, HostReport};
 use crate::mounts;
 use crate::network::{self, NetTools, NetworkConfig};
+use crate::rootdisk;
 use crate::rootfs::{self, OverlayPaths, PreparedImage};
 use crate::runc::{ExecOutput, Runc};
 use crate::spec::{self, IdMap, Limits, SpecInput, USER_HOME, USER_ID};
+
+/// Default of [`RuntimeConfig::min_free_bytes`]: 1 GiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 30;
 
 /// Configuration of the local backend.
 #[derive(Debug, Clone)]
@@ -54,6 +61,11 @@ pub struct RuntimeConfig {
     /// Network of environments; `None` leaves each environment with
     /// loopback only (no connectivity at all).
     pub network: Option<NetworkConfig>,
+    /// Free space the data directory's file system keeps: `create` refuses
+    /// when less than this plus the new environment's root disk is free.
+    /// Root disks and homes are sparse, so this is a floor at start, not a
+    /// reservation.
+    pub min_free_bytes: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +78,7 @@ impl Default for RuntimeConfig {
             home_bytes: DEFAULT_HOME_BYTES,
             stop_timeout: Duration::from_secs(10),
             network: Some(NetworkConfig::default()),
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -367,6 +380,7 @@ impl Runtime {
                 reason: "must not be empty",
             });
         }
+        rootdisk::validate(spec.limits.root_bytes)?;
         let status = self.status(id)?;
         if status != EnvironmentStatus::Stopped {
             return Err(Error::InvalidTransition {
@@ -376,6 +390,7 @@ impl Runtime {
             });
         }
         self.teardown(id)?;
+        self.check_free_space(spec.limits.root_bytes)?;
         let result = self.create_inner(spec);
         if let Err(e) = &result {
             tracing::warn!(error = %e, "create failed, cleaning up");
@@ -393,32 +408,47 @@ impl Runtime {
         let bundle = dir.join("bundle");
         create_private_dir(&dir)?;
         create_private_dir(&bundle)?;
+        // The upper layer goes on the environment's own size-limited file
+        // system, never on the data directory's (see `rootdisk`). Making and
+        // mounting it is a few external commands and kernel work that does
+        // not depend on the home, so it runs beside the home's.
+        let root_image = dir.join("root.ext4");
+        let root_disk = dir.join("root");
+        let span = tracing::Span::current();
+        let (root, home_source) = std::thread::scope(|s| {
+            let root = s.spawn(|| {
+                let _span = span.enter();
+                rootdisk::create(
+                    &root_image,
+                    spec.limits.root_bytes,
+                    &self.config.data_dir.join("templates"),
+                    &self.host.mkfs_ext4,
+                )?;
+                rootdisk::mount(&self.host.mount, &root_image, &root_disk)
+            });
+            let home = self.mount_home(spec, &dir.join("home"));
+            let root = root.join().unwrap_or_else(|_| {
+                Err(Error::Invalid {
+                    what: "root disk",
+                    value: root_image.display().to_string(),
+                    reason: "its preparation panicked",
+                })
+            });
+            (root, home)
+        });
+        // Both are finished here; on an error `create` unmounts whichever
+        // succeeded.
+        root?;
+        let home_source = home_source?;
         rootfs::mount_overlay(
             &OverlayPaths {
                 lower: spec.image.rootfs.clone(),
-                upper: dir.join("upper"),
-                work: dir.join("work"),
+                upper: root_disk.join("upper"),
+                work: root_disk.join("work"),
                 target: bundle.join("rootfs"),
             },
             spec.id_map,
         )?;
-        let home_mount = dir.join("home");
-        let home_source = match &spec.home {
-            Some(key) => {
-                let image = self.home_path(key);
-                let owner = spec.id_map.to_host(USER_ID).ok_or_else(|| Error::Invalid {
-                    what: "id map",
-                    value: format!("{:?}", spec.id_map),
-                    reason: "does not contain uid 1000",
-                })?;
-                if home::ensure(&image, self.config.home_bytes, &self.host.mkfs_ext4, owner)? {
-                    tracing::info!(volume = %image.display(), "created home volume");
-                }
-                home::mount(&self.host.mount, &self.host.losetup, &image, &home_mount)?;
-                Some(home_mount)
-            }
-            None => None,
-        };
         // The address is needed for /etc/hosts and resolv.conf before the
         // bundle is written; the link itself comes after `runc create`.
         let lease = match &self.config.network {
@@ -471,6 +501,46 @@ impl Runtime {
         Ok(())
     }
 
+    /// Refuses a start that would leave the data directory's file system
+    /// below the floor once the new root disk is full.
+    fn check_free_space(&self, root_bytes: u64) -> Result<()> {
+        let data = &self.config.data_dir;
+        let st = nix::sys::statvfs::statvfs(data.as_path())
+            .map_err(|e| Error::sys("checking free space of", data, e))?;
+        // `fsblkcnt_t` and `c_ulong` are u64 here, not on every target.
+        #[allow(clippy::useless_conversion)]
+        let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+        let needed = root_bytes.saturating_add(self.config.min_free_bytes);
+        if free < needed {
+            return Err(Error::LowDiskSpace {
+                path: data.clone(),
+                free_mib: free >> 20,
+                needed_mib: needed >> 20,
+                floor_mib: self.config.min_free_bytes >> 20,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates (on first use) and mounts the home volume of `spec` at
+    /// `target`; `None` for an environment without one.
+    fn mount_home(&self, spec: &EnvironmentSpec, target: &Path) -> Result<Option<PathBuf>> {
+        let Some(key) = &spec.home else {
+            return Ok(None);
+        };
+        let image = self.home_path(key);
+        let owner = spec.id_map.to_host(USER_ID).ok_or_else(|| Error::Invalid {
+            what: "id map",
+            value: format!("{:?}", spec.id_map),
+            reason: "does not contain uid 1000",
+        })?;
+        if home::ensure(&image, self.config.home_bytes, &self.host.mkfs_ext4, owner)? {
+            tracing::info!(volume = %image.display(), "created home volume");
+        }
+        home::mount(&self.host.mount, &self.host.losetup, &image, target)?;
+        Ok(Some(target.to_path_buf()))
+    }
+
     /// Allocates and records the environment's /30.
     fn lease(&self, id: &EnvironmentId, cfg: &NetworkConfig) -> Result<network::Lease> {
         let _guard = self.net_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -506,7 +576,8 @@ impl Runtime {
 
     /// Stops the environment: SIGTERM, then after `stop_timeout` SIGKILL to
     /// every process; removes the container and its cgroups, unmounts the
-    /// home volume and the root overlay and discards the upper layer.
+    /// home volume, the root overlay and the root disk, and deletes the root
+    /// disk with the upper layer on it.
     /// Stopping a stopped environment is a no-op.
     pub fn stop(&self, id: &EnvironmentId) -> Result<()> {
         let _span = tracing::info_span!("environment.stop", env = %id).entered();
@@ -571,6 +642,22 @@ impl Runtime {
                 path: m.target.clone(),
                 source: nix::errno::Errno::EBUSY,
             });
+        }
+        // Unmounting released the root disk's auto-clearing loop device; one
+        // attached but never mounted (a crash inside `mount -o loop`) would
+        // keep the deleted image's blocks, so detach it. Best effort: the
+        // kernel may clear a device between the listing and `-d`, and
+        // `reconcile` sweeps whatever is left.
+        let root_image = dir.join("root.ext4");
+        if root_image.exists() {
+            for dev in home::attached_loops(&self.host.losetup, &root_image)? {
+                tracing::warn!(device = %dev, "detaching unmounted loop device of the root disk");
+                if let Err(e) =
+                    cmd::run(&mut cmd::command(&self.host.losetup, ["-d", dev.as_str()]))
+                {
+                    tracing::warn!(device = %dev, error = %e, "detaching failed");
+                }
+            }
         }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

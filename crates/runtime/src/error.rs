@@ -117,6 +117,20 @@ pub enum Error {
         devices: String,
     },
 
+    /// The data directory's file system has too little free space to start
+    /// another environment.
+    #[error("the file system of {path} has {free_mib} MiB free; starting an environment needs {needed_mib} MiB (its root disk plus the {floor_mib} MiB kept free)")]
+    LowDiskSpace {
+        /// The data directory.
+        path: PathBuf,
+        /// Free space, in MiB.
+        free_mib: u64,
+        /// What a start needs, in MiB.
+        needed_mib: u64,
+        /// The configured floor (`RuntimeConfig::min_free_bytes`), in MiB.
+        floor_mib: u64,
+    },
+
     /// An image was prepared for a different uid/gid range than requested.
     #[error("image {image} is prepared for host id base {prepared}, environment uses {requested}")]
     ImageMapping {

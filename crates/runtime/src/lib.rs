@@ -4,8 +4,10 @@
 //! by default, crun on cgroup v2-only hosts) from a bundle whose
 //! `config.json` is generated with the `oci-spec` crate. The crate owns the
 //! host side of an environment: the id-shifted image, the root overlay whose
-//! upper layer is thrown away on stop, the ext4 home volume, cgroup limits,
-//! the network link with its firewall rules, and cleanup after crashes. See `docs/runtime.md` for the isolation model.
+//! upper layer is thrown away on stop (on a size-limited root disk of its
+//! own), the ext4 home volume, cgroup limits, the network link with its
+//! firewall rules, and cleanup after crashes. See `docs/runtime.md` for the
+//! isolation model.
 //!
 //! ```no_run
 //! use seashell_runtime::*;
@@ -42,6 +44,7 @@ pub mod image;
 mod mounts;
 pub mod network;
 mod reconcile;
+pub mod rootdisk;
 pub mod rootfs;
 mod runc;
 pub mod seccomp;
@@ -49,6 +52,7 @@ pub mod spec;
 
 pub use environment::{
     EnvironmentId, EnvironmentSpec, EnvironmentStatus, ExecUser, Runtime, RuntimeConfig,
+    DEFAULT_MIN_FREE_BYTES,
 };
 pub use error::{Error, Result};
 pub use home::HomeKey;

@@ -26,7 +26,8 @@ pub struct ReconcileReport {
     pub directories_removed: Vec<PathBuf>,
     /// Mounts under the data directory removed outside of an environment.
     pub mounts_removed: Vec<PathBuf>,
-    /// Loop devices over home volumes that nothing had mounted.
+    /// Loop devices over home volumes or root disks that nothing had
+    /// mounted.
     pub loops_detached: Vec<String>,
     /// Empty cgroups of environments without a container.
     pub cgroups_removed: Vec<PathBuf>,
@@ -96,13 +97,16 @@ impl Runtime {
             }
         }
 
-        // Loop devices over our home volumes that nothing mounts (a crash
-        // between losetup and mount, or a lazy unmount that finished).
+        // Loop devices over our home volumes and root disks that nothing
+        // mounts (a crash between losetup and mount, or a lazy unmount that
+        // finished). A root disk's image may already be deleted; losetup
+        // still names its old path.
         let homes = data.join("homes");
         let mounted_sources: BTreeSet<String> =
             mounts::current()?.into_iter().map(|m| m.source).collect();
         for (dev, file) in home::all_loops(&self.host().losetup)? {
-            if file.starts_with(&homes) && !mounted_sources.contains(&dev) {
+            let ours = file.starts_with(&homes) || file.starts_with(&envs);
+            if ours && !mounted_sources.contains(&dev) {
                 match cmd::run(&mut cmd::command(
                     &self.host().losetup,
                     ["-d", dev.as_str()],
@@ -113,10 +117,19 @@ impl Runtime {
             }
         }
 
-        // Half-written home volumes.
-        for name in file_names(&homes)? {
+        // Half-written home volumes and root disk templates.
+        let templates = data.join("templates");
+        let partial = file_names(&homes)?
+            .into_iter()
+            .map(|n| homes.join(n))
+            .chain(
+                file_names(&templates)?
+                    .into_iter()
+                    .map(|n| templates.join(n)),
+            );
+        for p in partial {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
             if name.contains(".partial-") {
-                let p = homes.join(&name);
                 if let Err(e) = std::fs::remove_file(&p) {
                     report.errors.push(format!("{}: {e}", p.display()));
                 }

@@ -99,16 +99,21 @@ pub struct Limits {
     pub memory_bytes: i64,
     /// Maximum number of processes and threads.
     pub pids: i64,
+    /// Size of the root disk: everything written outside the home (`/tmp`,
+    /// `/var`, packages under `/usr`) shares it; a hard limit, see
+    /// [`crate::rootdisk`].
+    pub root_bytes: u64,
 }
 
 impl Default for Limits {
-    /// 1 vCPU, 2 GiB of memory, 1024 processes.
+    /// 1 vCPU, 2 GiB of memory, 1024 processes, a 2 GiB root disk.
     fn default() -> Self {
         Limits {
             cpu_quota_us: 100_000,
             cpu_period_us: 100_000,
             memory_bytes: 2 << 30,
             pids: 1024,
+            root_bytes: crate::rootdisk::DEFAULT_ROOT_BYTES,
         }
     }
 }

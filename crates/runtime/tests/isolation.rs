@@ -50,7 +50,7 @@ fn uid_mapping_and_file_ownership() {
 
     // Root inside creates a file: the host sees uid 200000 in the upper layer.
     f.ok(&id, ExecUser::Root, "touch /tmp/made-by-root");
-    let m = std::fs::metadata(f.env_dir(&id).join("upper/tmp/made-by-root"))
+    let m = std::fs::metadata(f.env_dir(&id).join("root/upper/tmp/made-by-root"))
         .expect("file in upper layer");
     assert_eq!((m.uid(), m.gid()), (200_000, 200_000));
 

@@ -36,6 +36,7 @@ fn config_for(
         home_bytes,
         stop_timeout: Duration::from_secs(3),
         network,
+        min_free_bytes: seashell_runtime::DEFAULT_MIN_FREE_BYTES,
     }
 }
 

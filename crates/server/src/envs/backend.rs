@@ -63,6 +63,7 @@ pub fn prepare(
             .unwrap_or_else(|| default_state_dir(data_dir)),
         cgroup_parent: settings.cgroup_parent.clone(),
         home_bytes: settings.home_mib << 20,
+        min_free_bytes: settings.min_free_mib.saturating_mul(1 << 20),
         network: settings.network.then(|| NetworkConfig {
             pool,
             prefix_len,
@@ -87,6 +88,7 @@ pub fn prepare(
         cpu_period_us: period,
         memory_bytes: i64::try_from(settings.memory_mib << 20).unwrap_or(i64::MAX),
         pids: i64::try_from(settings.pids).unwrap_or(i64::MAX),
+        root_bytes: settings.root_mib.saturating_mul(1 << 20),
     };
     tracing::info!(image = %settings.image, agent = %agent.binary.display(), "environments ready");
     Ok(Backend {

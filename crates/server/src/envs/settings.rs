@@ -58,6 +58,14 @@ pub struct CloudShellSettings {
     pub memory_mib: u64,
     /// Processes per environment.
     pub pids: u64,
+    /// Size of each environment's root disk, in MiB: the hard limit on
+    /// everything it writes outside the home (`/tmp`, `/var`, packages);
+    /// a sparse file, discarded when the environment stops.
+    pub root_mib: u64,
+    /// Free space, in MiB, the runtime directory's file system keeps: an
+    /// environment starts only while more than this plus its root disk is
+    /// free.
+    pub min_free_mib: u64,
     /// Minutes without keyboard input or console heartbeat after which a
     /// session ends (20–30).
     pub idle_timeout_minutes: u64,
@@ -108,6 +116,8 @@ impl Default for CloudShellSettings {
             cpus: 1.0,
             memory_mib: 2048,
             pids: 1024,
+            root_mib: 2048,
+            min_free_mib: 1024,
             idle_timeout_minutes: 20,
             idle_timeout_seconds: None,
             max_session_hours: 12,
@@ -179,6 +189,9 @@ impl CloudShellSettings {
         if self.home_mib < 16 {
             return Err("cloudshell.home_mib must be at least 16".into());
         }
+        if self.root_mib < 16 {
+            return Err("cloudshell.root_mib must be at least 16".into());
+        }
         Ok(())
     }
 
@@ -232,6 +245,7 @@ mod tests {
         assert_eq!(s.idle_timeout(), Duration::from_secs(20 * 60));
         assert_eq!(s.max_session(), Duration::from_secs(12 * 3600));
         assert_eq!(s.home_mib, 1024);
+        assert_eq!(s.root_mib, 2048);
         assert_eq!(s.max_shells_per_region, 10);
         assert_eq!(s.max_vpc_environments, 2);
         assert_eq!(s.home_retention(), Duration::from_secs(120 * 86_400));
@@ -260,5 +274,12 @@ mod tests {
         .validate()
         .expect_err("no pids");
         assert!(e.contains("pids"), "{e}");
+        let e = CloudShellSettings {
+            root_mib: 8,
+            ..CloudShellSettings::default()
+        }
+        .validate()
+        .expect_err("tiny root disk");
+        assert!(e.contains("cloudshell.root_mib"), "{e}");
     }
 }
