@@ -52,6 +52,11 @@ pub struct CloudShellSettings {
     pub cgroup_parent: String,
     /// Size of each home volume, in MiB (the hard limit).
     pub home_mib: u64,
+    /// The free space, in MiB, below which no environment is created or
+    /// started: on the data directory's file system (database, audit
+    /// journal) and on the runtime directory's (homes, root layers).
+    /// 0 turns the check off.
+    pub min_free_mib: u64,
     /// CPUs per environment.
     pub cpus: f64,
     /// Memory per environment, in MiB.
@@ -105,6 +110,7 @@ impl Default for CloudShellSettings {
             state_dir: None,
             cgroup_parent: "seashell".into(),
             home_mib: 1024,
+            min_free_mib: 256,
             cpus: 1.0,
             memory_mib: 2048,
             pids: 1024,
