@@ -331,7 +331,11 @@ async fn killed_agent_is_reported_and_restarted_with_the_home_intact() {
     let key = hosted.bootstrap();
     let api = Api::new(&hosted.base(), (&key.0, &key.1));
     let id = api.running_environment().await;
-    exec(&hosted, &id, "echo kept-$((6*7)) > ~/before-kill.txt && sync");
+    exec(
+        &hosted,
+        &id,
+        "echo kept-$((6*7)) > ~/before-kill.txt && sync",
+    );
 
     let pid = agent_pid(&hosted, &id);
     run("kill", &["-KILL", &pid.to_string()]);
@@ -453,9 +457,17 @@ impl Proxy {
 /// address, driver or system error text.
 fn leaks_internals(message: &str, port: u16) -> bool {
     let m = message.to_ascii_lowercase();
-    ["sqlx", "postgres", "127.0.0.1", "os error", "refused", "pool", "timed out"]
-        .iter()
-        .any(|w| m.contains(w))
+    [
+        "sqlx",
+        "postgres",
+        "127.0.0.1",
+        "os error",
+        "refused",
+        "pool",
+        "timed out",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
         || m.contains(&port.to_string())
 }
 
@@ -664,7 +676,7 @@ impl SmallVolume {
 
     fn free_mib(&self) -> u64 {
         let st = nix::sys::statvfs::statvfs(self.path()).expect("statvfs");
-        st.blocks_available() as u64 * st.fragment_size() as u64 >> 20
+        (st.blocks_available() * st.fragment_size()) >> 20
     }
 
     /// Writes `file` until at most `leave_mib` MiB are free (0: until the
@@ -750,12 +762,12 @@ async fn full_data_volume_refuses_new_work_and_recovers_intact() {
         message.contains("free") && message.contains("min_free_mib"),
         "{message}"
     );
-    assert!(!message.contains(&volume.path().display().to_string()), "{message}");
+    assert!(
+        !message.contains(&volume.path().display().to_string()),
+        "{message}"
+    );
     assert_eq!(
-        europe
-            .call("describeEnvironments", json!({}))
-            .await
-            .ok()["Environments"],
+        europe.call("describeEnvironments", json!({})).await.ok()["Environments"],
         json!([]),
         "nothing was created"
     );
@@ -766,7 +778,10 @@ async fn full_data_volume_refuses_new_work_and_recovers_intact() {
     // The journal's last page may still hold a record or two.
     let mut tries = 0;
     loop {
-        let a = api.try_call("describeEnvironments", json!({})).await.expect("answer");
+        let a = api
+            .try_call("describeEnvironments", json!({}))
+            .await
+            .expect("answer");
         if a.status == 503 {
             break;
         }
@@ -774,10 +789,16 @@ async fn full_data_volume_refuses_new_work_and_recovers_intact() {
         assert!(tries < 32, "calls are refused once the disk is full: {a:?}");
     }
     for _ in 0..3 {
-        let a = api.try_call("describeEnvironments", json!({})).await.expect("answer");
+        let a = api
+            .try_call("describeEnvironments", json!({}))
+            .await
+            .expect("answer");
         assert_eq!(a.status, 503, "{a:?}");
         let a = api
-            .try_query("iam", "Action=CreateUser&Version=2010-05-08&UserName=during-full")
+            .try_query(
+                "iam",
+                "Action=CreateUser&Version=2010-05-08&UserName=during-full",
+            )
             .await
             .expect("answer");
         assert_eq!(a.status, 503, "{a:?}");
@@ -800,17 +821,23 @@ async fn full_data_volume_refuses_new_work_and_recovers_intact() {
     std::fs::remove_file(&filler).expect("remove the filler");
     let back = Instant::now();
     loop {
-        let a = api.try_call("describeEnvironments", json!({})).await.expect("answer");
+        let a = api
+            .try_call("describeEnvironments", json!({}))
+            .await
+            .expect("answer");
         if a.status == 200 {
             break;
         }
         assert!(back.elapsed() < Duration::from_secs(10), "{a:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    api.try_query("iam", "Action=CreateUser&Version=2010-05-08&UserName=after-full")
-        .await
-        .expect("answer")
-        .ok();
+    api.try_query(
+        "iam",
+        "Action=CreateUser&Version=2010-05-08&UserName=after-full",
+    )
+    .await
+    .expect("answer")
+    .ok();
     let users = api
         .try_query("iam", "Action=ListUsers&Version=2010-05-08")
         .await
@@ -818,7 +845,10 @@ async fn full_data_volume_refuses_new_work_and_recovers_intact() {
         .ok();
     let users = users.as_str().expect("xml");
     assert!(users.contains("<UserName>after-full</UserName>"));
-    assert!(!users.contains("<UserName>during-full</UserName>"), "a refused call did nothing");
+    assert!(
+        !users.contains("<UserName>during-full</UserName>"),
+        "a refused call did nothing"
+    );
     let second = europe.running_environment().await;
     assert_eq!(exec(&hosted, &id, "cat ~/kept.txt"), "home-42\n");
     api.call("createSession", json!({"EnvironmentId": id, "TabId": "v"}))
@@ -837,15 +867,17 @@ async fn full_data_volume_refuses_new_work_and_recovers_intact() {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
         let db = format!("sqlite://{}", hosted.data_dir.join("seashell.db").display());
-        let mut conn = sqlx::AnyConnection::connect(&db).await.expect("open the database");
+        let mut conn = sqlx::AnyConnection::connect(&db)
+            .await
+            .expect("open the database");
         let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
             .fetch_one(&mut conn)
             .await
             .expect("integrity_check");
         assert_eq!(check, "ok");
     }
-    let journal = std::fs::read_to_string(hosted.data_dir.join("audit/audit.jsonl"))
-        .expect("journal");
+    let journal =
+        std::fs::read_to_string(hosted.data_dir.join("audit/audit.jsonl")).expect("journal");
     for line in journal.lines() {
         let r: Value = serde_json::from_str(line).expect("every journal line is a record");
         assert!(r["eventID"].is_string());
@@ -895,16 +927,24 @@ impl Leftovers {
             .filter(|target| Path::new(target).starts_with(&env_dir))
             .collect();
         let homes = hosted.runtime_dir().join("homes");
-        let loops = run("losetup", &["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
-            .lines()
-            .filter(|l| l.contains(&homes.display().to_string()))
-            .map(str::to_string)
-            .collect();
+        let loops = run(
+            "losetup",
+            &["--list", "--noheadings", "--output", "NAME,BACK-FILE"],
+        )
+        .lines()
+        .filter(|l| l.contains(&homes.display().to_string()))
+        .map(str::to_string)
+        .collect();
         let mut cgroups = Vec::new();
-        for dir in std::fs::read_dir("/sys/fs/cgroup").expect("cgroups").flatten() {
+        for dir in std::fs::read_dir("/sys/fs/cgroup")
+            .expect("cgroups")
+            .flatten()
+        {
             for p in [
                 dir.path().join(&hosted.cgroup_parent).join(id),
-                PathBuf::from("/sys/fs/cgroup").join(&hosted.cgroup_parent).join(id),
+                PathBuf::from("/sys/fs/cgroup")
+                    .join(&hosted.cgroup_parent)
+                    .join(id),
             ] {
                 if p.is_dir() && !cgroups.contains(&p) {
                     cgroups.push(p);
@@ -946,12 +986,18 @@ async fn host_reboot_keeps_accounts_and_homes_and_cleans_every_leftover() {
     let admin = hosted.bootstrap();
     let api = Api::new(&hosted.base(), (&admin.0, &admin.1));
     // A second user with a key of its own.
-    api.try_query("iam", "Action=CreateUser&Version=2010-05-08&UserName=rebooted")
-        .await
-        .expect("answer")
-        .ok();
+    api.try_query(
+        "iam",
+        "Action=CreateUser&Version=2010-05-08&UserName=rebooted",
+    )
+    .await
+    .expect("answer")
+    .ok();
     let made = api
-        .try_query("iam", "Action=CreateAccessKey&Version=2010-05-08&UserName=rebooted")
+        .try_query(
+            "iam",
+            "Action=CreateAccessKey&Version=2010-05-08&UserName=rebooted",
+        )
         .await
         .expect("answer")
         .ok();
@@ -966,10 +1012,20 @@ async fn host_reboot_keeps_accounts_and_homes_and_cleans_every_leftover() {
     let user_key = (field("AccessKeyId"), field("SecretAccessKey"));
 
     let id = api.running_environment().await;
-    exec(&hosted, &id, "echo before-reboot-$((9*9)) > ~/reboot.txt && sync");
+    exec(
+        &hosted,
+        &id,
+        "echo before-reboot-$((9*9)) > ~/reboot.txt && sync",
+    );
     let lease: Value = serde_json::from_slice(
-        &std::fs::read(hosted.runtime_dir().join("envs").join(&id).join("network.json"))
-            .expect("the environment's network lease"),
+        &std::fs::read(
+            hosted
+                .runtime_dir()
+                .join("envs")
+                .join(&id)
+                .join("network.json"),
+        )
+        .expect("the environment's network lease"),
     )
     .expect("lease");
     let host_if = lease["host_if"].as_str().expect("host_if").to_string();
@@ -988,10 +1044,20 @@ async fn host_reboot_keeps_accounts_and_homes_and_cleans_every_leftover() {
     let state_dir = seashell_server::envs::backend::default_state_dir(&hosted.data_dir);
     run(
         "runc",
-        &["--root", &state_dir.display().to_string(), "kill", "--all", &id, "KILL"],
+        &[
+            "--root",
+            &state_dir.display().to_string(),
+            "kill",
+            "--all",
+            &id,
+            "KILL",
+        ],
     );
     eventually(Duration::from_secs(10), "the container died", || {
-        let out = run("runc", &["--root", &state_dir.display().to_string(), "state", &id]);
+        let out = run(
+            "runc",
+            &["--root", &state_dir.display().to_string(), "state", &id],
+        );
         out.contains("\"stopped\"").then_some(())
     })
     .await;
@@ -1028,7 +1094,10 @@ async fn host_reboot_keeps_accounts_and_homes_and_cleans_every_leftover() {
         .await
         .expect("answer")
         .ok();
-    assert!(who.as_str().expect("xml").contains(":user/rebooted</Arn>"), "{who}");
+    assert!(
+        who.as_str().expect("xml").contains(":user/rebooted</Arn>"),
+        "{who}"
+    );
 
     // The home: the environment starts again with the file.
     api.call("startEnvironment", json!({"EnvironmentId": id}))

@@ -151,8 +151,16 @@ fn journal_since(
     path: &std::path::Path,
     since: Option<i64>,
 ) -> Result<Vec<RedactedRecord>, String> {
+    journal_since_by(path, since, 1 << 20)
+}
+
+/// [`journal_since`], reading `chunk` bytes at a time.
+fn journal_since_by(
+    path: &std::path::Path,
+    since: Option<i64>,
+    chunk: u64,
+) -> Result<Vec<RedactedRecord>, String> {
     use std::io::{Read, Seek, SeekFrom};
-    const CHUNK: u64 = 1 << 20;
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -168,7 +176,7 @@ fn journal_since(
     let mut carry: Vec<u8> = Vec::new();
     let mut done = false;
     while end > 0 && !done {
-        let start = end.saturating_sub(CHUNK);
+        let start = end.saturating_sub(chunk);
         let mut buf = vec![0; usize::try_from(end - start).unwrap_or(0)];
         file.seek(SeekFrom::Start(start))
             .and_then(|_| file.read_exact(&mut buf))
@@ -195,4 +203,48 @@ fn journal_since(
         end = start;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seashell_audit::{IdentityType, Record, UserIdentity};
+
+    fn record(seconds: i64) -> RedactedRecord {
+        Record::api_call(
+            "iam.amazonaws.com",
+            "ListUsers",
+            "us-east-1",
+            UserIdentity::new(IdentityType::Unknown),
+        )
+        .event_time(chrono::DateTime::from_timestamp(seconds, 0).expect("time"))
+        .build()
+    }
+
+    #[test]
+    fn the_journal_is_read_backwards_to_the_cut_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let records: Vec<RedactedRecord> = (0..40).map(|i| record(1_000 + i)).collect();
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&serde_json::to_string(r).expect("json"));
+            text.push('\n');
+        }
+        // A torn last line, as a crash leaves it.
+        text.push_str("{\"eventVersion\":\"1.");
+        std::fs::write(&path, text).expect("write");
+        // Chunks far smaller than a line: lines cross every boundary.
+        for chunk in [7, 100, 1 << 20] {
+            let since = journal_since_by(&path, Some(1_030), chunk).expect("read");
+            let ids: Vec<_> = since.iter().map(|r| r.event_id).collect();
+            let want: Vec<_> = records[30..].iter().rev().map(|r| r.event_id).collect();
+            assert_eq!(ids, want, "chunk {chunk}");
+            let all = journal_since_by(&path, None, chunk).expect("read");
+            assert_eq!(all.len(), 40, "chunk {chunk}");
+        }
+        assert!(journal_since(&dir.path().join("missing"), None)
+            .expect("missing")
+            .is_empty());
+    }
 }

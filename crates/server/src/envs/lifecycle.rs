@@ -225,9 +225,7 @@ impl Environments {
             let probe = if dir.exists() { dir } else { data_dir };
             match nix::sys::statvfs::statvfs(probe) {
                 Ok(st) => {
-                    let free = u64::from(st.blocks_available())
-                        .saturating_mul(u64::from(st.fragment_size()))
-                        >> 20;
+                    let free = st.blocks_available().saturating_mul(st.fragment_size()) >> 20;
                     if free < floor {
                         tracing::warn!(volume = %probe.display(), free_mib = free, floor_mib = floor, "refusing a start: disk nearly full");
                         return Err(unavailable(format!(
