@@ -41,7 +41,27 @@ impl ApiError {
     }
 
     /// `500 InternalFailure`. The detail goes to the log, not to the caller.
-    pub fn internal(detail: &dyn std::fmt::Display) -> ApiError {
+    ///
+    /// A database that cannot be reached or written (connections refused or
+    /// cut, the pool's connect timeout, a full disk) is the service's
+    /// passing trouble, not an unknown error: `503 ServiceUnavailable`,
+    /// which clients retry, with a message that names nothing internal.
+    pub fn internal<E: std::fmt::Display + std::any::Any>(detail: &E) -> ApiError {
+        let any = detail as &dyn std::any::Any;
+        let unavailable = any
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_unavailable)
+            || any
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::store::unavailable);
+        if unavailable {
+            tracing::warn!(error = %detail, "database unavailable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "The service cannot use its database at the moment; the request was not carried out. Try again shortly.",
+            );
+        }
         tracing::error!(error = %detail, "internal failure");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

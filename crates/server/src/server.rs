@@ -134,6 +134,17 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         };
         config.public_url = Some(format!("{scheme}://{local_addr}"));
     }
+    // Records journalled but not indexed when the last run died.
+    match crate::indexer::catch_up(
+        &store,
+        &DeliveryConfig::new(config.data_dir.join("audit")).journal,
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(records = n, "audit history caught up with the journal"),
+        Err(e) => tracing::error!(error = %e, "cannot catch the audit history up with the journal"),
+    }
     let (indexer, indexer_task) = Indexer::spawn(store.clone());
     let file_urls =
         UrlKey::load_or_create(&config.data_dir).map_err(|source| ServeError::DataDir {

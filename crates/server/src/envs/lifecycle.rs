@@ -7,7 +7,7 @@ use seashell_runtime::agent_hub::AgentHub;
 use seashell_runtime::{EnvironmentSpec, EnvironmentStatus};
 
 use super::status::{CREATING, DELETING, RESUMING, RUNNING, SUSPENDED, SUSPENDING};
-use super::{conflict, quota_exceeded, Environments};
+use super::{conflict, quota_exceeded, unavailable, Environments};
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::store::cloudshell::{EnvironmentRow, EnvironmentTime};
@@ -68,6 +68,7 @@ impl Environments {
             }
         }
         self.check_usage(&caller.account_id, region).await?;
+        self.check_free_space()?;
         let now = now_ms();
         let env = EnvironmentRow {
             environment_id: uuid::Uuid::new_v4().to_string(),
@@ -116,6 +117,7 @@ impl Environments {
             RUNNING | CREATING | RESUMING => Ok(env.status),
             SUSPENDED => {
                 self.check_usage(&env.account_id, &env.region).await?;
+                self.check_free_space()?;
                 if self
                     .store()
                     .set_environment_status(id, &[SUSPENDED], RESUMING, None)
@@ -203,6 +205,40 @@ impl Environments {
                 "The monthly usage quota of {} hours in {region} is used up.",
                 self.settings().monthly_hours
             )));
+        }
+        Ok(())
+    }
+
+    /// Refuses to create or start an environment while the data volume or
+    /// the runtime's volume has less than `min_free_mib` free: a start
+    /// writes a root layer and perhaps a new home, and the database and
+    /// audit journal on the same disk must keep room to record the calls.
+    pub(super) fn check_free_space(&self) -> Result<(), ApiError> {
+        let floor = self.settings().min_free_mib;
+        if floor == 0 {
+            return Ok(());
+        }
+        let data_dir = self.data_dir();
+        let runtime_dir = self.settings().runtime_dir(data_dir);
+        for (what, dir) in [("data", data_dir), ("runtime", runtime_dir.as_path())] {
+            // The runtime directory may not exist before the first start.
+            let probe = if dir.exists() { dir } else { data_dir };
+            match nix::sys::statvfs::statvfs(probe) {
+                Ok(st) => {
+                    let free = st.blocks_available().saturating_mul(st.fragment_size()) >> 20;
+                    if free < floor {
+                        tracing::warn!(volume = %probe.display(), free_mib = free, floor_mib = floor, "refusing a start: disk nearly full");
+                        return Err(unavailable(format!(
+                            "The server's {what} volume has {free} MiB free, less than the \
+                             {floor} MiB it keeps in reserve (cloudshell.min_free_mib); \
+                             no environment can be started until space is freed."
+                        )));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(volume = %probe.display(), error = %e, "cannot read free space")
+                }
+            }
         }
         Ok(())
     }

@@ -227,6 +227,11 @@ impl Environments {
         &self.inner.settings
     }
 
+    /// The server's data directory.
+    fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
     fn store(&self) -> &Store {
         &self.inner.store
     }

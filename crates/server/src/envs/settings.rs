@@ -52,6 +52,12 @@ pub struct CloudShellSettings {
     pub cgroup_parent: String,
     /// Size of each home volume, in MiB (the hard limit).
     pub home_mib: u64,
+    /// The free space, in MiB, kept in reserve: no environment is created
+    /// or started while the data directory's file system (database, audit
+    /// journal) or the runtime directory's (homes, root disks) has less;
+    /// the runtime also needs this plus the new root disk free. 0 turns
+    /// the server's check off.
+    pub min_free_mib: u64,
     /// CPUs per environment.
     pub cpus: f64,
     /// Memory per environment, in MiB.
@@ -62,10 +68,6 @@ pub struct CloudShellSettings {
     /// everything it writes outside the home (`/tmp`, `/var`, packages);
     /// a sparse file, discarded when the environment stops.
     pub root_mib: u64,
-    /// Free space, in MiB, the runtime directory's file system keeps: an
-    /// environment starts only while more than this plus its root disk is
-    /// free.
-    pub min_free_mib: u64,
     /// Minutes without keyboard input or console heartbeat after which a
     /// session ends (20–30).
     pub idle_timeout_minutes: u64,

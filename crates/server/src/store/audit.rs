@@ -11,7 +11,8 @@ const BATCH: i64 = 200;
 
 impl Store {
     /// Stores audit records in one transaction (records without an account
-    /// are kept under "").
+    /// are kept under ""); one already stored (a retried batch whose commit
+    /// went through) is left as it is.
     pub async fn insert_audit_records(&self, records: &[RedactedRecord]) -> Result<(), StoreError> {
         let mut tx = self
             .write_tx()
@@ -22,7 +23,8 @@ impl Store {
                 serde_json::to_string(record).map_err(|e| StoreError::Encode(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO audit_events (event_id, account_id, event_time, event_name, event_source, \
-                 username, access_key_id, read_only, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 username, access_key_id, read_only, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(record.event_id.to_string())
             .bind(record.recipient_account_id.clone().unwrap_or_default())
@@ -40,6 +42,32 @@ impl Store {
         tx.commit()
             .await
             .map_err(query_err("recording audit events"))
+    }
+
+    /// The `eventTime` (seconds) of the newest indexed record.
+    pub async fn newest_audit_time(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(event_time) AS t FROM audit_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("reading the audit history"))?;
+        row.try_get::<Option<i64>, _>("t")
+            .map_err(query_err("reading the audit history"))
+    }
+
+    /// The ids of the records indexed with `eventTime` at or after `since`.
+    pub async fn audit_event_ids_since(
+        &self,
+        since: i64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT event_id FROM audit_events WHERE event_time >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("reading the audit history"))?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("event_id"))
+            .collect::<Result<_, _>>()
+            .map_err(query_err("reading the audit history"))
     }
 
     /// One page of an account's events matching `query`, newest first.

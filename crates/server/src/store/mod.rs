@@ -48,6 +48,47 @@ pub enum StoreError {
     AlreadyExists(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or written, rather than
+    /// refusing this query: see [`unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect { source, .. } | StoreError::Query { source, .. } => {
+                unavailable(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether `e` says the database is out of reach (refused or cut
+/// connections, the pool's connect timeout) or cannot store anything (a
+/// full or failing disk: SQLite's `SQLITE_FULL`, `SQLITE_IOERR`,
+/// PostgreSQL's class 53 and 08), a state that passes.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            if code.len() == 5 {
+                // A PostgreSQL SQLSTATE: class 08 (connection), 53
+                // (insufficient resources), 57P (operator intervention).
+                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+            } else {
+                // SQLite's primary result code is the low byte of the
+                // extended one: IOERR, FULL, CANTOPEN.
+                code.parse::<i32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 10 | 13 | 14))
+            }
+        }),
+        _ => false,
+    }
+}
+
 fn query_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| match &source {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -150,7 +191,15 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite serializes writers anyway; a few connections serve reads.
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            // How long a request waits for a connection: SQLite's writers
+            // queue behind each other; an unreachable PostgreSQL answers
+            // callers ServiceUnavailable after this long
+            // (docs/server.md, "Faults and recovery").
+            .acquire_timeout(if backend == Backend::Sqlite {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(5)
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -24,8 +24,10 @@ pub struct Answer {
     pub status: u16,
     /// The error code, for errors.
     pub code: Option<String>,
-    /// The JSON body.
+    /// The JSON body (a string when it is not JSON).
     pub body: Value,
+    /// `x-amzn-RequestId`: the `requestID` of the call's audit record.
+    pub request_id: Option<String>,
 }
 
 impl Answer {
@@ -63,9 +65,67 @@ impl Api {
 
     /// Calls `operation` (lowerCamel) with `body`.
     pub async fn call(&self, operation: &str, body: Value) -> Answer {
-        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        self.try_call(operation, body).await.expect("send")
+    }
+
+    /// Calls `operation` (lowerCamel) with `body`; an error if no answer
+    /// came (the server is down, the connection was cut).
+    pub async fn try_call(&self, operation: &str, body: Value) -> Result<Answer, String> {
         let url = format!("{}/cloudshell/{operation}", self.base);
-        let text = body.to_string();
+        self.send_signed(
+            "cloudshell",
+            &url,
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await
+    }
+
+    /// An AWS Query call (`Action=…&Version=…`) to `service` (`iam`,
+    /// `sts`), form-encoded; the XML reply is the body, as a string.
+    pub async fn try_query(&self, service: &str, form: &str) -> Result<Answer, String> {
+        let url = format!("{}/{service}/", self.base);
+        self.send_signed(
+            service,
+            &url,
+            &[(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
+            form.to_string(),
+        )
+        .await
+    }
+
+    /// A JSON 1.1 call (`X-Amz-Target: <target>`) to `service`, e.g.
+    /// CloudTrail's `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents`.
+    pub async fn try_json11(
+        &self,
+        service: &str,
+        target: &str,
+        body: Value,
+    ) -> Result<Answer, String> {
+        let url = format!("{}/{service}/", self.base);
+        self.send_signed(
+            service,
+            &url,
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            body.to_string(),
+        )
+        .await
+    }
+
+    async fn send_signed(
+        &self,
+        service: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        text: String,
+    ) -> Result<Answer, String> {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
         let identity = aws_credential_types::Credentials::new(
             &self.key.0,
             &self.key.1,
@@ -77,39 +137,46 @@ impl Api {
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name("cloudshell")
+            .name(service)
             .time(std::time::SystemTime::now())
             .settings(SigningSettings::default())
             .build()
             .expect("signing params")
             .into();
-        let headers = [("content-type", "application/json")];
         let signable = SignableRequest::new(
             "POST",
-            &url,
+            url,
             headers.iter().copied(),
             SignableBody::Bytes(text.as_bytes()),
         )
         .expect("signable");
         let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-        let mut req = self
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(text);
+        let mut req = self.http.post(url).body(text);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         for (name, value) in instructions.headers() {
             req = req.header(name, value);
         }
-        let reply = req.send().await.expect("send");
+        let reply = req.send().await.map_err(|e| e.to_string())?;
         let status = reply.status().as_u16();
-        let code = reply
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let text = reply.text().await.expect("body");
+        let header = |name: &str| {
+            reply
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let code = header("x-amzn-errortype");
+        let request_id = header("x-amzn-requestid");
+        let text = reply.text().await.map_err(|e| e.to_string())?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, code, body }
+        Ok(Answer {
+            status,
+            code,
+            body,
+            request_id,
+        })
     }
 
     /// createEnvironment (public) and its id.
