@@ -285,11 +285,18 @@ pub async fn handle(
 /// The request's parameters as CloudTrail records them: lower camel case
 /// names, `X.member.N` lists as arrays. Secrets among them (passwords) are
 /// hidden by the audit trail's redaction.
+///
+/// Every parameter is recorded. One whose name does not fit the tree the
+/// others made (`UserName=a` beside `UserName.X=b`, `member.1` at the top,
+/// `UserName` beside `userName`) is kept under its own name in
+/// [`OTHER_PARAMETERS`]: the operation reads the flat names, so dropping
+/// one would let a caller hide what a call did.
 pub fn request_parameters(req: &QueryRequest) -> Option<Value> {
     if req.params.is_empty() {
         return None;
     }
     let mut root = Node::Map(BTreeMap::new());
+    let mut other = Map::new();
     for (key, value) in &req.params {
         let mut segments: Vec<&str> = key.split('.').collect();
         // No IAM parameter nests deeper; a deeper name is kept whole rather
@@ -297,49 +304,88 @@ pub fn request_parameters(req: &QueryRequest) -> Option<Value> {
         if segments.len() > MAX_PARAM_DEPTH {
             segments = vec![key.as_str()];
         }
-        root.insert(&segments, value);
+        // The top is an object: a list there would replace every other name.
+        if segments[0] != "member" && root.fits(&segments) {
+            root.insert(&segments, value);
+        } else {
+            other.insert(key.clone(), Value::String(value.clone()));
+        }
     }
-    Some(root.into_json())
+    let mut tree = root.into_json();
+    if !other.is_empty() {
+        if let Value::Object(map) = &mut tree {
+            map.insert(OTHER_PARAMETERS.to_string(), Value::Object(other));
+        }
+    }
+    Some(tree)
 }
+
+/// Where [`request_parameters`] keeps the names that do not fit the tree.
+/// It begins with a capital, which no lower-camel-cased name does.
+pub const OTHER_PARAMETERS: &str = "OtherParameters";
 
 /// The most segments of a parameter name followed into the tree
 /// (`ContextEntries.member.1.ContextKeyValues.member.1` has five).
 const MAX_PARAM_DEPTH: usize = 8;
 
 /// Parameters as a tree, before they become JSON. Lists are kept by index,
-/// so a sparse index (`member.1000`) costs one entry, not a thousand.
+/// so a sparse index (`member.1000`) costs one entry, not a thousand. An
+/// empty map is a node not yet given a shape.
 enum Node {
     Leaf(String),
     Map(BTreeMap<String, Node>),
     List(BTreeMap<usize, Node>),
 }
 
+/// `["member", "3", rest…]` as `(3, rest)`.
+fn list_index<'p>(path: &'p [&'p str]) -> Option<(usize, &'p [&'p str])> {
+    match path {
+        ["member", index, tail @ ..] => index.parse().ok().map(|i| (i, tail)),
+        _ => None,
+    }
+}
+
 impl Node {
-    /// Puts `value` at `path` (`["ActionNames", "member", "1"]`, …).
+    fn is_unshaped(&self) -> bool {
+        matches!(self, Node::Map(m) if m.is_empty())
+    }
+
+    /// Whether `path` can be put here without changing the shape of what
+    /// is already here.
+    fn fits(&self, path: &[&str]) -> bool {
+        let Some((first, rest)) = path.split_first() else {
+            return self.is_unshaped();
+        };
+        if let Some((i, tail)) = list_index(path) {
+            return match self {
+                Node::List(items) => items.get(&i).is_none_or(|n| n.fits(tail)),
+                node => node.is_unshaped(),
+            };
+        }
+        match self {
+            Node::Map(map) => map.get(&lower_camel(first)).is_none_or(|n| n.fits(rest)),
+            _ => false,
+        }
+    }
+
+    /// Puts `value` at `path` (`["ActionNames", "member", "1"]`, …), which
+    /// [`fits`](Self::fits).
     fn insert(&mut self, path: &[&str], value: &str) {
         let Some((first, rest)) = path.split_first() else {
             *self = Node::Leaf(value.to_string());
             return;
         };
-        // `member.N` marks the N-th element of a list.
-        if *first == "member" {
-            if let Some((index, tail)) = rest.split_first() {
-                if let Ok(i) = index.parse::<usize>() {
-                    if !matches!(self, Node::List(_)) {
-                        *self = Node::List(BTreeMap::new());
-                    }
-                    if let Node::List(items) = self {
-                        items
-                            .entry(i)
-                            .or_insert_with(|| Node::Map(BTreeMap::new()))
-                            .insert(tail, value);
-                    }
-                    return;
-                }
+        if let Some((i, tail)) = list_index(path) {
+            if self.is_unshaped() {
+                *self = Node::List(BTreeMap::new());
             }
-        }
-        if !matches!(self, Node::Map(_)) {
-            *self = Node::Map(BTreeMap::new());
+            if let Node::List(items) = self {
+                items
+                    .entry(i)
+                    .or_insert_with(|| Node::Map(BTreeMap::new()))
+                    .insert(tail, value);
+            }
+            return;
         }
         if let Node::Map(map) = self {
             map.entry(lower_camel(first))
@@ -400,6 +446,22 @@ mod tests {
         assert_eq!(
             request_parameters(&req),
             Some(serde_json::json!({"a": ["b", "j", "z"]}))
+        );
+        // A name that does not fit the shape the names before it (in sorted
+        // order) made is kept, not dropped.
+        let req = QueryRequest::decode(
+            "",
+            b"Action=X&Version=2010-05-08&UserName=alice&UserName.X=bob&member.1=m&A.member.1=x&A.B=y&userName=eve",
+            VERSION,
+        )
+        .expect("decodes");
+        assert_eq!(
+            request_parameters(&req),
+            Some(serde_json::json!({
+                "a": {"b": "y"},
+                "userName": "alice",
+                "OtherParameters": {"A.member.1": "x", "UserName.X": "bob", "member.1": "m", "userName": "eve"}
+            }))
         );
         let deep = format!("Action=X&Version=2010-05-08&{}=v", "a.".repeat(100_000));
         let req = QueryRequest::decode("", deep.as_bytes(), VERSION).expect("decodes");
