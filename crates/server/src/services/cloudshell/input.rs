@@ -279,13 +279,13 @@ mod tests {
     #[test]
     fn bodies_decode_into_checked_inputs() {
         assert_eq!(
-            parse(Operation::DescribeEnvironments, b" ").unwrap(),
+            parse(Operation::DescribeEnvironments, b" ").expect("an empty body is {}"),
             Input::DescribeEnvironments
         );
         assert!(parse(Operation::DescribeEnvironments, b"[]").is_err());
         let vpc = br#"{"EnvironmentName":"dev_1","VpcConfig":{"VpcId":"vpc-0a","SubnetIds":["subnet-1"],"SecurityGroupIds":["sg-2"]}}"#;
         assert!(matches!(
-            parse(Operation::CreateEnvironment, vpc).unwrap(),
+            parse(Operation::CreateEnvironment, vpc).expect("a VPC environment"),
             Input::CreateEnvironment { name: Some(n), vpc: Some(_) } if n == "dev_1"
         ));
         for bad in [
@@ -306,7 +306,7 @@ mod tests {
                 Operation::GetFileDownloadUrls,
                 br#"{"EnvironmentId":"e","FileDownloadPath":"/home/cloudshell-user/a/b.txt"}"#
             )
-            .unwrap(),
+            .expect("a path in home"),
             Input::FileTransfer {
                 environment_id: "e".into(),
                 path: "/home/cloudshell-user/a/b.txt".into(),
