@@ -108,6 +108,9 @@ trap cleanup EXIT
 start_server() {
     local name="$1"
     work="$(mktemp -d /var/tmp/seashell-load.XXXXXX)"
+    # The runtime directory beside the data directory must be traversable
+    # by the environments' mapped ids; mktemp makes 0700.
+    chmod 0711 "$work"
     state_dir="/run/seashell/load-$$-$name"
     cgroup="seashell-load-$$-$name"
     local port="${SEASHELL_LOAD_PORT:-18480}"
@@ -174,7 +177,7 @@ if [ "$what" = load ] || [ "$what" = all ]; then
         --server-pid "$server_pid" --cgroup-parent "$cgroup" --out "$out" \
         --users "${SEASHELL_LOAD_USERS:-50}" --sessions-per-user "${SEASHELL_LOAD_SESSIONS:-10}" \
         --active "${SEASHELL_LOAD_ACTIVE:-20}" --duration-s "${SEASHELL_LOAD_DURATION_S:-600}" \
-        --sample-s "${SEASHELL_LOAD_SAMPLE_S:-10}" --run-id load || status=$?
+        --sample-s "${SEASHELL_LOAD_SAMPLE_S:-10}" --ramp-step "${SEASHELL_LOAD_RAMP_STEP:-50}" --run-id load || status=$?
     wait_deleted
     cp "$work/server.log" "$out/server-load.log"
     cleanup

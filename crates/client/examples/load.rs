@@ -377,13 +377,20 @@ struct Shell {
 
 const TAIL: usize = 8192;
 
+/// What a streaming session does with each piece of output.
+type OnOutput = Box<dyn FnMut(&[u8]) + Send>;
+
+/// An environment of the maximum run: its owner's client, its id, its
+/// shell and how long environment and shell took to be ready (ms).
+type Started = (CloudShell, String, Shell, f64);
+
 /// Opens a session in `env` and waits for its handshake. `on_output` sees
 /// every byte as it arrives (for the streaming sessions).
 async fn open_shell(
     api: &CloudShell,
     env: &str,
     tab: &str,
-    mut on_output: Option<Box<dyn FnMut(&[u8]) + Send>>,
+    mut on_output: Option<OnOutput>,
 ) -> Result<Shell> {
     let reply = api
         .call(
@@ -725,7 +732,8 @@ async fn load(o: &Opts) -> Result<bool> {
     let mut session_open_ms = Vec::new();
     let mut next_step = 0usize;
     loop {
-        if idle.len() >= next_step {
+        // Every step, and the last count if it is not one.
+        if idle.len() >= next_step || idle.len() == total {
             let mut lat = Vec::with_capacity(ramp_samples);
             for _ in 0..ramp_samples {
                 lat.push(probe.echo().await?.as_secs_f64() * 1e6);
@@ -799,18 +807,28 @@ async fn load(o: &Opts) -> Result<bool> {
     }
     std::fs::write(ctx.out.join("ramp.csv"), &ramp_csv)?;
 
-    // The streaming sessions: one more session in each of the first
-    // `active` users' environments.
+    // The streaming sessions, in environments of their own: the agent runs
+    // at most 10 sessions per environment, which the idle ones fill.
     log(&ctx, format!("opening {active} streaming sessions"));
+    let mut stream_envs = Vec::new();
+    for k in 0..active.div_ceil(per_user.max(1)) {
+        let api = ctx
+            .iam
+            .cloudshell_user(&format!("{run_id}-s{k:02}"), &ctx.base, &ctx.http)
+            .await?;
+        let (env, _) = running_environment(&api).await?;
+        stream_envs.push((api, env));
+    }
     let mut streams = Vec::new();
     for a in 0..active {
-        let (api, env) = apis[a % apis.len()].clone();
+        let (api, env) = stream_envs[a / per_user.max(1)].clone();
+        let tab = format!("stream-{a:02}");
         let stream = Arc::new(Mutex::new(Stream::default()));
         let s = stream.clone();
         let shell = open_shell(
             &api,
             &env,
-            "stream",
+            &tab,
             Some(Box::new(move |b: &[u8]| s.lock().unwrap().feed(b))),
         )
         .await?;
@@ -971,7 +989,7 @@ async fn load(o: &Opts) -> Result<bool> {
         "idle_sessions": idle.len(),
         "streaming_sessions": streams.len(),
         "probe_sessions": 1,
-        "environments": users + 1,
+        "environments": users + 1 + active.div_ceil(per_user.max(1)),
         "duration_s": duration.as_secs(),
         "lines_per_tick": lines_per_tick,
         "environment_start_ms": {"p50": p50_p99(&env_start).0.round(), "p99": p50_p99(&env_start).1.round()},
@@ -1005,6 +1023,7 @@ async fn load(o: &Opts) -> Result<bool> {
     // Delete the environments (homes too), four at a time.
     log(&ctx, "deleting the environments");
     let mut all: Vec<(CloudShell, String)> = apis;
+    all.extend(stream_envs);
     all.push((probe_api, probe_env));
     delete_all(&ctx, all).await;
     drop(idle);
@@ -1048,8 +1067,7 @@ async fn max_envs(o: &Opts) -> Result<bool> {
     let run_id = o.str("run-id", "max");
     let next = Arc::new(AtomicU64::new(0));
     let stop: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let started: Arc<Mutex<Vec<(CloudShell, String, Shell, f64)>>> =
-        Arc::new(Mutex::new(Vec::new()));
+    let started: Arc<Mutex<Vec<Started>>> = Arc::new(Mutex::new(Vec::new()));
     let deadline = Instant::now() + budget;
     let mut csv = String::from("environments,t_s,env_ready_ms,server_rss_kib,server_fds,agents,agents_rss_kib,agents_anon_kib,mem_available_kib,load1\n");
     let mut workers = Vec::new();
@@ -1063,9 +1081,6 @@ async fn max_envs(o: &Opts) -> Result<bool> {
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= cap {
-                    stop.lock()
-                        .unwrap()
-                        .get_or_insert(format!("the cap of {cap} environments"));
                     return;
                 }
                 if Instant::now() > deadline {
@@ -1131,7 +1146,11 @@ async fn max_envs(o: &Opts) -> Result<bool> {
             break;
         }
     }
-    let reason = stop.lock().unwrap().clone().unwrap_or_default();
+    let reason = stop
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| format!("the cap of {cap} environments"));
     let envs = std::mem::take(&mut *started.lock().unwrap());
     let elapsed = ctx.start.elapsed().as_secs_f64();
     log(
