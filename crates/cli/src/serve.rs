@@ -69,6 +69,7 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     crate::logging::init(config.log_format);
+    raise_open_file_limit();
     let url = config.public_url();
     let running = seashell_server::start(config)
         .await
@@ -92,6 +93,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     running.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: the server holds
+/// about one descriptor per session and two per environment, and a service
+/// manager's default soft limit (1024) would end it near 480 environments.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+                Err(e) => tracing::warn!(error = %e, soft, "cannot raise the open-file limit"),
+            }
+        }
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
 }
 
 async fn shutdown_signal() {
