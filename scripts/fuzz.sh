@@ -3,6 +3,9 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 60 seconds, all targets
 #
+#   SEASHELL_FUZZ_DEV=1    build without optimization: a much quicker build
+#                          for short regression runs (the test suite's)
+#
 # Installs cargo-fuzz if it is missing. libFuzzer needs nightly compiler
 # flags: a nightly toolchain is used when rustup has one, otherwise the stable
 # compiler is asked to accept them (RUSTC_BOOTSTRAP), without sanitizers.
@@ -21,6 +24,10 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
     export RUSTC_BOOTSTRAP=1
     run=(cargo fuzz run --sanitizer none)
+fi
+
+if [ "${SEASHELL_FUZZ_DEV:-0}" = 1 ]; then
+    run+=(--dev)
 fi
 
 targets=("$@")
