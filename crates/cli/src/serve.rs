@@ -101,12 +101,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn raise_open_file_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
-                Err(e) => tracing::warn!(error = %e, soft, "cannot raise the open-file limit"),
-            }
-        }
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, soft, "cannot raise the open-file limit"),
+        },
         Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
     }
