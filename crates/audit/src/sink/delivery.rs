@@ -617,14 +617,20 @@ fn write_gzip(path: &Path, batch: &[Queued]) -> Result<(), SinkError> {
             .truncate(true)
             .open(&tmp)
             .map_err(SinkError::io("create", &tmp))?;
-        let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
         let content = DeliveryFile {
             records: batch.iter().map(|q| &q.record).collect(),
         };
-        serde_json::to_writer(&mut gz, &content).map_err(|source| SinkError::Encode {
+        // Encoded whole, then compressed in one pass: fed the encoder's many
+        // small writes, the compressor clears its 32 KiB output buffer on
+        // each, which was most of a busy server's CPU time (the "Audit
+        // delivery" profile in docs/benchmarks.md).
+        let json = serde_json::to_vec(&content).map_err(|source| SinkError::Encode {
             event_id: batch.first().map(|q| q.record.event_id).unwrap_or_default(),
             source,
         })?;
+        let mut gz = GzEncoder::new(BufWriter::new(file), Compression::default());
+        gz.write_all(&json)
+            .map_err(SinkError::io("compress", &tmp))?;
         let mut writer = gz.finish().map_err(SinkError::io("compress", &tmp))?;
         writer.flush().map_err(SinkError::io("write", &tmp))?;
         let file = writer
