@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 pub use crate::envs::settings::CloudShellSettings;
 pub use crate::limits::{LimitSettings, RateSettings};
+pub use crate::metrics_access::MetricsSettings;
 
 /// Everything `seashell serve` can be told.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -42,6 +43,8 @@ pub struct Config {
     pub sso: SsoSettings,
     /// Connection and request limits per client address (`[limits]`).
     pub limits: LimitSettings,
+    /// Who may read `/metrics` (`[metrics]`).
+    pub metrics: MetricsSettings,
 }
 
 /// `[sso]`: how identity-store users may sign in to the portal.
@@ -137,6 +140,7 @@ impl Default for Config {
             cloudshell: CloudShellSettings::default(),
             sso: SsoSettings::default(),
             limits: LimitSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -243,6 +247,7 @@ impl Config {
         }
         self.cloudshell.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.metrics.validate().map_err(ConfigError::Invalid)?;
         if self.regions.is_empty() {
             return Err(ConfigError::Invalid("at least one region is needed".into()));
         }

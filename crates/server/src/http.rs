@@ -24,6 +24,7 @@ use crate::authz::RequestInfo;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::metrics::{AuthFailureLabels, OperationLabels, RequestLabels};
+use crate::metrics_access::Verdict;
 use crate::protocol::query::{self, QueryRequest};
 use crate::services::{iam, sts, Handled};
 use crate::state::AppState;
@@ -80,8 +81,20 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(crate::services::cloudshell::files::download),
         )
         .merge(crate::gateway::routes())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of every request: method and path, never the query, which
+/// carries pre-signed signatures, security tokens, data-channel tokens and
+/// sign-in codes.
+fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        version = ?req.version(),
+    )
 }
 
 /// Bodies declared larger than this are read and thrown away before the
@@ -135,8 +148,27 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Prometheus metrics.
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Prometheus metrics, for the addresses and the token of `[metrics]`.
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match state.metrics_access.check(peer.ip(), authorization) {
+        Verdict::Allow => {}
+        verdict => {
+            tracing::info!(%peer, ?verdict, "metrics refused");
+            return (
+                StatusCode::FORBIDDEN,
+                "The metrics are readable from the addresses of metrics.allowed_addresses \
+                 or with the bearer token of metrics.token_file, never from an environment.\n",
+            )
+                .into_response();
+        }
+    }
     let lag = state.audit.lag();
     state
         .metrics

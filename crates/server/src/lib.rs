@@ -22,6 +22,7 @@ pub mod ids;
 pub mod indexer;
 pub mod limits;
 pub mod metrics;
+pub mod metrics_access;
 pub mod mfa;
 pub mod password;
 pub mod password_policy;

@@ -15,6 +15,7 @@ use crate::http;
 use crate::indexer::Indexer;
 use crate::limits::{ConnectionLimit, Holdings, LimitSettings, Limits};
 use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics_access::MetricsAccess;
 use crate::services::cloudshell::files::UrlKey;
 use crate::state::AppState;
 use crate::store::Store;
@@ -57,6 +58,9 @@ pub enum ServeError {
     /// TLS material could not be loaded.
     #[error("cannot load the TLS certificate or key: {0}")]
     Tls(std::io::Error),
+    /// `[metrics]` could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics_access::AccessError),
 }
 
 /// A server that is listening.
@@ -159,8 +163,16 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         Some((local_addr, config.tls_cert.is_some())),
     );
     let limits = Limits::new(&config.limits);
+    let environment_pool = config
+        .cloudshell
+        .pool()
+        .ok()
+        .and_then(|(addr, len)| ipnet::Ipv4Net::new(addr, len).ok())
+        .map(ipnet::IpNet::V4);
+    let metrics_access = MetricsAccess::new(&config.metrics, environment_pool)?;
     let state = Arc::new(AppState {
         limits,
+        metrics_access,
         config,
         store,
         audit,

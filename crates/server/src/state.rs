@@ -30,6 +30,8 @@ pub struct AppState {
     pub file_urls: UrlKey,
     /// Per-address limits: pending upgrades, sign-in and SSO-OIDC rates.
     pub limits: crate::limits::Limits,
+    /// Who may read `/metrics`.
+    pub metrics_access: crate::metrics_access::MetricsAccess,
 }
 
 impl AppState {

@@ -204,6 +204,16 @@ async fn the_tools_in_a_shell_use_the_signed_in_identity() {
         .expect("type");
     let out = sh.wait_for("DONE-3", WAIT).await.expect("iam");
     assert!(out.contains("admin"), "{out}");
+    // The API's other routes answer, but the metrics are not for
+    // environments, even though the server's default lets loopback in.
+    sh.type_line(
+        "b=${AWS_ENDPOINT_URL_STS%/sts}; echo HEALTH $(curl -s -o /dev/null -w '%{http_code}' $b/healthz) METRICS $(curl -s -o /dev/null -w '%{http_code}' $b/metrics); echo DONE-$((9+1))",
+    )
+    .await
+    .expect("type");
+    let out = sh.wait_for("DONE-10", WAIT).await.expect("metrics");
+    assert!(out.contains("HEALTH 200"), "{out}");
+    assert!(out.contains("METRICS 403"), "{out}");
     // Nothing was written into the user's files.
     sh.type_line("ls -a ~/.aws 2>&1 | head -1; echo DONE-$((3+1))")
         .await

@@ -42,3 +42,14 @@ pub fn unavailable(message: impl Into<String>) -> ApiError {
         message,
     )
 }
+
+/// What a caller is told of a failure on the host. The details (host
+/// paths, command output, the runtime's words) are for the administrator:
+/// they go to the server's log under an incident number that the message
+/// names, so a user can report it and the administrator can find it.
+pub fn host_failure(what: &str, detail: &dyn std::fmt::Display) -> String {
+    let incident = uuid::Uuid::new_v4().simple().to_string();
+    let incident = &incident[..12];
+    tracing::warn!(incident, detail = %detail, "{what}");
+    format!("{what} (incident {incident}; the server's log has the details)")
+}

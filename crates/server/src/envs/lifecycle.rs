@@ -344,10 +344,14 @@ impl Environments {
                     Err(e) => tracing::error!(error = %e, "cannot record RUNNING"),
                 }
             }
-            Err(why) => {
-                tracing::warn!(reason = %why, "environment could not start");
+            Err(failure) => {
                 self.stop_container(id).await;
-                let reason = format!("could not start: {why}");
+                let reason = match failure {
+                    StartError::Unavailable(why) => why,
+                    StartError::Host(why) => {
+                        super::errors::host_failure("the host could not run it", &why)
+                    }
+                };
                 let _ = self
                     .store()
                     .set_environment_status(id, &[CREATING, RESUMING], SUSPENDED, Some(&reason))
@@ -357,10 +361,13 @@ impl Environments {
     }
 
     /// Runs the container (or finds it running) and connects to its agent.
-    async fn start_container(&self, env: &EnvironmentRow) -> Result<AgentHub, String> {
-        let backend = self.backend().await.map_err(|e| e.message)?;
-        let image = backend.image().await.map_err(|e| e.0)?;
-        let rid = Self::runtime_id(&env.environment_id).map_err(|e| e.message)?;
+    async fn start_container(&self, env: &EnvironmentRow) -> Result<AgentHub, StartError> {
+        let backend = self
+            .backend()
+            .await
+            .map_err(|e| StartError::Unavailable(e.message))?;
+        let image = backend.image().await.map_err(|e| StartError::Host(e.0))?;
+        let rid = Self::runtime_id(&env.environment_id).map_err(|e| StartError::Host(e.message))?;
         let home = Self::home_key(env);
         let runtime = backend.runtime.clone();
         let b = backend.clone();
@@ -394,10 +401,12 @@ impl Environments {
             runtime.agent_socket(&rid2).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(StartError::Host)?;
         AgentHub::connect(&socket, rid.as_str(), AGENT_CONNECT)
             .await
-            .map_err(|e| format!("the environment's agent did not answer: {e}"))
+            .map_err(|e| StartError::Host(format!("the environment's agent did not answer: {e}")))
     }
 
     /// Stops the container, if any (idempotent).
@@ -687,4 +696,12 @@ impl Environments {
         tracing::info!(?report, "reconciled");
         Ok(())
     }
+}
+
+/// Why an environment did not start.
+enum StartError {
+    /// Environments cannot run here; the message is fit for callers.
+    Unavailable(String),
+    /// The host failed: the details are for the log only.
+    Host(String),
 }

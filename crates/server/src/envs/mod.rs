@@ -153,11 +153,18 @@ impl Environments {
             tokio::task::spawn_blocking(move || backend::prepare(&settings, &data_dir, api)).await;
         let state = match prepared {
             Ok(Ok(backend)) => BackendState::Ready(Arc::new(backend)),
-            Ok(Err(Unavailable(why))) => {
-                tracing::warn!(reason = %why, "environments are unavailable");
+            // Turned off on purpose: the setting is all there is to say.
+            Ok(Err(Unavailable(why))) if !self.inner.settings.enabled => {
                 BackendState::Unavailable(why)
             }
-            Err(e) => BackendState::Unavailable(format!("preparing environments failed: {e}")),
+            Ok(Err(Unavailable(why))) => BackendState::Unavailable(errors::host_failure(
+                "Environments cannot run on this server now",
+                &why,
+            )),
+            Err(e) => BackendState::Unavailable(errors::host_failure(
+                "Environments cannot run on this server now",
+                &e,
+            )),
         };
         let ready = matches!(state, BackendState::Ready(_));
         let _ = self.inner.backend_tx.send(state);

@@ -48,12 +48,7 @@ pub fn postgres_url() -> String {
 
 /// A fresh SQLite and a fresh PostgreSQL database.
 pub async fn databases() -> Vec<TestDb> {
-    sqlx::any::install_default_drivers();
-    let sqlite_dir = tempfile::tempdir().expect("tempdir");
-    let sqlite_url = format!(
-        "sqlite://{}?mode=rwc",
-        sqlite_dir.path().join("seashell.db").display()
-    );
+    let sqlite = sqlite().await;
     let base = postgres_url();
     let name = format!("seashell_t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::AnyConnection::connect(&base)
@@ -64,12 +59,7 @@ pub async fn databases() -> Vec<TestDb> {
         .expect("create test database");
     let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
     vec![
-        TestDb {
-            backend: "sqlite",
-            url: sqlite_url,
-            data_dir: sqlite_dir,
-            admin_url: None,
-        },
+        sqlite,
         TestDb {
             backend: "postgres",
             url: format!("{prefix}/{name}"),
@@ -77,6 +67,31 @@ pub async fn databases() -> Vec<TestDb> {
             admin_url: Some((base.clone(), name)),
         },
     ]
+}
+
+/// A new access key of the first administrator.
+pub async fn admin_key(running: &seashell_server::Running) -> (String, String) {
+    running
+        .state()
+        .store
+        .create_access_key(&running.first_account.admin.user_id)
+        .await
+        .expect("key")
+}
+
+/// A fresh SQLite database alone, for tests about something else.
+pub async fn sqlite() -> TestDb {
+    sqlx::any::install_default_drivers();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    TestDb {
+        backend: "sqlite",
+        url: format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.path().join("seashell.db").display()
+        ),
+        data_dir,
+        admin_url: None,
+    }
 }
 
 /// A server configuration for one test: any free port, the test's data
