@@ -400,10 +400,28 @@ try {
     if (!linked) throw new Error("clicking the URL opened no browser tab");
     await requested;
     await linked.close();
-    // OSC 52 from a program sets the clipboard.
+    // OSC 52 from a program does not touch the clipboard by default, and a
+    // program asking for the clipboard's content gets nothing.
     await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_BASE });
+    await page.evaluate(() => navigator.clipboard.writeText("copied-by-the-user"));
+    await typeLine(page, pane, "clear; printf '\\e]52;c;%s\\a' $(printf osc52-refused | base64); echo osc52-sent");
+    await waitText(pane, /osc52-sent/);
+    await typeLine(page, pane, "clear; stty -echo; printf '\\e]52;c;?\\a'; sleep 1; stty echo; echo; echo osc52-asked");
+    await waitText(pane, /osc52-asked/);
+    await sleep(1000); // an answer would arrive as input and show after the command
+    const asked = await waitText(pane, /osc52-asked/);
+    if (asked.includes(btoa("copied-by-the-user"))) throw new Error(`the shell read the clipboard: ${asked}`);
+    await sleep(500);
+    const kept = await page.evaluate(() => navigator.clipboard.readText());
+    if (kept !== "copied-by-the-user") throw new Error(`OSC 52 set the clipboard without the preference: ${kept}`);
+    // With the preference on, it does.
+    await page.click("#preferences");
+    await page.check("#clipboard-writes");
+    await page.getByRole("button", { name: "Confirm" }).click();
     await typeLine(page, pane, "clear; printf '\\e]52;c;%s\\a' $(printf osc52-copied | base64)");
     await until("the clipboard set by OSC 52", async () => (await page.evaluate(() => navigator.clipboard.readText())) === "osc52-copied", 10_000);
+    const saved = await page.evaluate(async () => (await fetch("/console/preferences")).json());
+    if (saved.clipboardWrites !== true) throw new Error(JSON.stringify(saved));
   });
 
   await test("the terminal follows the window's size", async () => {

@@ -750,12 +750,19 @@ export class CloudShellPage implements PaneHost {
       return h("label", { class: "check" }, input, t === "light" ? " Light" : " Dark");
     });
     const safe = h("input", { type: "checkbox", id: "safe-paste", checked: this.prefs.safePaste });
+    const clipboard = h("input", { type: "checkbox", id: "clipboard-writes", checked: this.prefs.clipboardWrites });
     const form = h(
       "form",
       { class: "prefs" },
       h("fieldset", {}, h("legend", { text: "Text size" }), ...sizes),
       h("fieldset", {}, h("legend", { text: "Theme" }), ...themes),
       h("fieldset", {}, h("legend", { text: "Safe Paste" }), h("label", { class: "check" }, safe, " Show multiline text before it is pasted")),
+      h(
+        "fieldset",
+        {},
+        h("legend", { text: "Clipboard" }),
+        h("label", { class: "check" }, clipboard, " Let programs in the shell copy to the clipboard (OSC 52)"),
+      ),
     );
     const answer = await dialog("Preferences", [form], [
       { label: "Cancel", value: "cancel" },
@@ -767,6 +774,7 @@ export class CloudShellPage implements PaneHost {
       fontSize: (data.get("font-size") as FontSize) ?? this.prefs.fontSize,
       theme: data.get("theme") === "dark" ? "dark" : "light",
       safePaste: safe.checked,
+      clipboardWrites: clipboard.checked,
     };
     this.applyTheme();
     try {

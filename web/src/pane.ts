@@ -6,7 +6,7 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
-import { ClipboardAddon } from "@xterm/addon-clipboard";
+import { ClipboardAddon, type ClipboardSelectionType, type IClipboardProvider } from "@xterm/addon-clipboard";
 import { ApiError, cloudshell } from "./api";
 import { DataChannel, SessionGone, type ChannelState, type Endpoint } from "./channel";
 import { FONT_SIZES, TERMINAL_THEMES, type Preferences } from "./prefs";
@@ -86,8 +86,9 @@ export class Pane {
         window.open(uri, "_blank", "noopener,noreferrer");
       }),
     );
-    // OSC 52: programs in the shell may set the clipboard.
-    this.term.loadAddon(new ClipboardAddon());
+    // OSC 52: programs in the shell set the clipboard only if the user
+    // allowed it, and never read it.
+    this.term.loadAddon(new ClipboardAddon(undefined, new ShellClipboard(() => host.preferences().clipboardWrites)));
     this.term.open(this.body);
     this.term.textarea?.setAttribute("aria-label", `Terminal input, ${host.region}`);
     this.term.attachCustomKeyEventHandler((ev) => this.key(ev));
@@ -279,5 +280,20 @@ export class Pane {
     }
     this.term.dispose();
     this.el.remove();
+  }
+}
+
+/** The clipboard as OSC 52 sees it: writes when allowed, reads never (a
+ * program asking for the clipboard gets nothing, so the shell cannot read
+ * what the user copied elsewhere). */
+class ShellClipboard implements IClipboardProvider {
+  constructor(private readonly allowed: () => boolean) {}
+
+  readText(_selection: ClipboardSelectionType): string {
+    return "";
+  }
+
+  async writeText(_selection: ClipboardSelectionType, text: string): Promise<void> {
+    if (this.allowed()) await navigator.clipboard.writeText(text);
   }
 }

@@ -1,5 +1,8 @@
 // The console's preferences (the guide's "Customizing" section): font
-// size, theme and Safe Paste, saved on the server for the user.
+// size, theme and Safe Paste, saved on the server for the user; and
+// whether programs in the shell may set the clipboard (OSC 52), off by
+// default because anything the shell prints could then replace what the
+// user copies next.
 
 import { loadPreferences, savePreferences } from "./api";
 
@@ -10,6 +13,7 @@ export interface Preferences {
   fontSize: FontSize;
   theme: Theme;
   safePaste: boolean;
+  clipboardWrites: boolean;
 }
 
 export const FONT_SIZES: Record<FontSize, { label: string; px: number }> = {
@@ -20,13 +24,14 @@ export const FONT_SIZES: Record<FontSize, { label: string; px: number }> = {
   largest: { label: "Largest", px: 20 },
 };
 
-export const DEFAULTS: Preferences = { fontSize: "medium", theme: "light", safePaste: true };
+export const DEFAULTS: Preferences = { fontSize: "medium", theme: "light", safePaste: true, clipboardWrites: false };
 
 export function parse(raw: Record<string, unknown>): Preferences {
   const p = { ...DEFAULTS };
   if (typeof raw.fontSize === "string" && raw.fontSize in FONT_SIZES) p.fontSize = raw.fontSize as FontSize;
   if (raw.theme === "light" || raw.theme === "dark") p.theme = raw.theme;
   if (typeof raw.safePaste === "boolean") p.safePaste = raw.safePaste;
+  if (typeof raw.clipboardWrites === "boolean") p.clipboardWrites = raw.clipboardWrites;
   return p;
 }
 
