@@ -12,7 +12,7 @@
 //!   memory floor is reached.
 //! - `plot`: the PNG curves from the CSV files a `load` run wrote.
 //!
-//! Options are `--name value` pairs (see [`Opts`]); results go to `--out`.
+//! Options are in [`Cli`] (`load --help`); results go to `--out`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -38,39 +38,115 @@ const CLOUDSHELL_POLICY: &str = "arn:aws:iam::aws:policy/AWSCloudShellFullAccess
 
 // ---------------------------------------------------------------- options
 
-/// `--name value` options, with defaults.
-struct Opts(HashMap<String, String>);
+/// `load MODE --option value …`, as `bench/load/run.sh` calls it.
+#[derive(clap::Parser)]
+#[command(about = "The load benchmark of bench/load/run.sh")]
+enum Cli {
+    /// Idle and streaming sessions for a while, sampling memory and echo.
+    Load(LoadOpts),
+    /// Idle environments until something refuses or a limit is reached.
+    MaxEnvs(MaxEnvsOpts),
+    /// The PNG curves from the CSV files of a `load` run.
+    Plot(PlotOpts),
+}
 
-impl Opts {
-    fn parse(args: &[String]) -> Opts {
-        let mut map = HashMap::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if let Some(name) = a.strip_prefix("--") {
-                let value = it.next().cloned().unwrap_or_default();
-                map.insert(name.to_string(), value);
-            }
-        }
-        Opts(map)
-    }
-    fn str(&self, name: &str, default: &str) -> String {
-        self.0.get(name).cloned().unwrap_or_else(|| default.into())
-    }
-    fn num(&self, name: &str, default: u64) -> u64 {
-        self.0
-            .get(name)
-            .map(|v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("--{name} {v}: not a number"))
-            })
-            .unwrap_or(default)
-    }
-    fn required(&self, name: &str) -> String {
-        self.0
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("--{name} is required"))
-    }
+/// The server under load and where results go.
+#[derive(clap::Args)]
+struct Target {
+    /// The server's base URL.
+    #[arg(long)]
+    endpoint: String,
+    /// An administrator's access key ID.
+    #[arg(long)]
+    admin_key: String,
+    /// Its secret access key.
+    #[arg(long)]
+    admin_secret: String,
+    /// The server's process ID, for its memory and descriptors.
+    #[arg(long)]
+    server_pid: i32,
+    /// The cgroup parent the environments run under, for the agents.
+    #[arg(long)]
+    cgroup_parent: String,
+    /// Where CSV and JSON results go.
+    #[arg(long, default_value = "bench/load/results")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct LoadOpts {
+    #[command(flatten)]
+    target: Target,
+    /// IAM users, each with one environment.
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    /// Idle sessions per user.
+    #[arg(long, default_value_t = 10)]
+    sessions_per_user: usize,
+    /// Sessions streaming output.
+    #[arg(long, default_value_t = 20)]
+    active: usize,
+    /// How long the steady phase lasts.
+    #[arg(long, default_value_t = 600)]
+    duration_s: u64,
+    /// Seconds between memory samples.
+    #[arg(long, default_value_t = 10)]
+    sample_s: u64,
+    /// Sessions between echo and memory measurements of the ramp.
+    #[arg(long, default_value_t = 50)]
+    ramp_step: usize,
+    /// Echo samples at each ramp step.
+    #[arg(long, default_value_t = 100)]
+    ramp_samples: usize,
+    /// Echo probes per second in the steady phase.
+    #[arg(long, default_value_t = 4)]
+    probe_hz: u64,
+    /// Lines each streaming shell prints per tick.
+    #[arg(long, default_value_t = 10)]
+    lines_per_tick: u64,
+    /// Sessions opened at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Prefix of the run's user names.
+    #[arg(long, default_value = "run")]
+    run_id: String,
+}
+
+#[derive(clap::Args)]
+struct MaxEnvsOpts {
+    #[command(flatten)]
+    target: Target,
+    /// Stop at this many environments.
+    #[arg(long, default_value_t = 1000)]
+    max_envs: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    budget_s: u64,
+    /// Stop when the host's MemAvailable falls below this.
+    #[arg(long, default_value_t = 3072)]
+    min_available_mib: u64,
+    /// Environments started at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Prefix of the run's user names.
+    #[arg(long, default_value = "max")]
+    run_id: String,
+}
+
+#[derive(clap::Args)]
+struct PlotOpts {
+    /// A TrueType font for the labels.
+    #[arg(
+        long,
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    )]
+    font: PathBuf,
+    /// Where the CSV files of the run are.
+    #[arg(long, default_value = "bench/load/results")]
+    out: PathBuf,
+    /// Where the PNG files go.
+    #[arg(long, default_value = "docs/images")]
+    images: PathBuf,
 }
 
 // ---------------------------------------------------------------- host samples
@@ -578,7 +654,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn p50_p99(values: &[f64]) -> (f64, f64) {
     let mut v = values.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     (percentile(&v, 50.0), percentile(&v, 99.0))
 }
 
@@ -628,33 +704,27 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(o: &Opts) -> Ctx {
-        let base = o.required("endpoint").trim_end_matches('/').to_string();
+    fn new(t: &Target) -> Result<Ctx> {
+        let base = t.endpoint.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(180))
             .pool_max_idle_per_host(64)
-            .build()
-            .unwrap();
+            .build()?;
         let iam = Iam {
             url: format!("{base}/iam/"),
             http: http.clone(),
-            creds: Credentials::from_keys(
-                o.required("admin-key"),
-                o.required("admin-secret"),
-                None,
-            ),
+            creds: Credentials::from_keys(&t.admin_key, &t.admin_secret, None),
         };
-        let out = PathBuf::from(o.str("out", "bench/load/results"));
-        std::fs::create_dir_all(&out).unwrap();
-        Ctx {
+        std::fs::create_dir_all(&t.out).map_err(|e| format!("{}: {e}", t.out.display()))?;
+        Ok(Ctx {
             base,
             http,
             iam,
-            server_pid: o.required("server-pid").parse().unwrap(),
-            cgroup: o.required("cgroup-parent"),
-            out,
+            server_pid: t.server_pid,
+            cgroup: t.cgroup_parent.clone(),
+            out: t.out.clone(),
             start: Instant::now(),
-        }
+        })
     }
     fn sample(&self, phase: &str, open: u64) -> Sample {
         Sample::take(self.start, phase, open, self.server_pid, &self.cgroup)
@@ -665,19 +735,15 @@ fn log(ctx: &Ctx, msg: impl std::fmt::Display) {
     eprintln!("[{:7.1} s] {msg}", ctx.start.elapsed().as_secs_f64());
 }
 
-async fn load(o: &Opts) -> Result<bool> {
-    let ctx = Arc::new(Ctx::new(o));
-    let users = o.num("users", 50) as usize;
-    let per_user = o.num("sessions-per-user", 10) as usize;
-    let active = o.num("active", 20) as usize;
-    let duration = Duration::from_secs(o.num("duration-s", 600));
-    let sample_every = Duration::from_secs(o.num("sample-s", 10));
-    let ramp_step = o.num("ramp-step", 50) as usize;
-    let ramp_samples = o.num("ramp-samples", 100) as usize;
-    let probe_hz = o.num("probe-hz", 4);
-    let lines_per_tick = o.num("lines-per-tick", 10);
-    let open_parallel = o.num("parallel", 8) as usize;
-    let run_id = o.str("run-id", "run");
+async fn load(o: &LoadOpts) -> Result<bool> {
+    let ctx = Arc::new(Ctx::new(&o.target)?);
+    let (users, per_user, active) = (o.users, o.sessions_per_user, o.active);
+    let duration = Duration::from_secs(o.duration_s);
+    let sample_every = Duration::from_secs(o.sample_s);
+    let (ramp_step, ramp_samples) = (o.ramp_step, o.ramp_samples);
+    let (probe_hz, lines_per_tick) = (o.probe_hz, o.lines_per_tick);
+    let open_parallel = o.parallel;
+    let run_id = o.run_id.clone();
 
     let mut samples: Vec<Sample> = vec![ctx.sample("start", 0)];
 
@@ -1058,13 +1124,13 @@ async fn delete_all(ctx: &Ctx, envs: Vec<(CloudShell, String)>) {
 
 // ---------------------------------------------------------------- max environments
 
-async fn max_envs(o: &Opts) -> Result<bool> {
-    let ctx = Arc::new(Ctx::new(o));
-    let cap = o.num("max-envs", 1000);
-    let budget = Duration::from_secs(o.num("budget-s", 600));
-    let floor_kib = o.num("min-available-mib", 3072) * 1024;
-    let parallel = o.num("parallel", 4) as usize;
-    let run_id = o.str("run-id", "max");
+async fn max_envs(o: &MaxEnvsOpts) -> Result<bool> {
+    let ctx = Arc::new(Ctx::new(&o.target)?);
+    let cap = o.max_envs;
+    let budget = Duration::from_secs(o.budget_s);
+    let floor_kib = o.min_available_mib * 1024;
+    let parallel = o.parallel;
+    let run_id = o.run_id.clone();
     let next = Arc::new(AtomicU64::new(0));
     let stop: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let started: Arc<Mutex<Vec<Started>>> = Arc::new(Mutex::new(Vec::new()));
@@ -1279,18 +1345,17 @@ fn line_chart(
     Ok(())
 }
 
-fn plot(o: &Opts) -> Result<bool> {
+fn plot(o: &PlotOpts) -> Result<bool> {
     use plotters::style::{FontStyle, RGBColor};
-    let font = o.str("font", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    let font = o.font.display();
     let bytes: &'static [u8] = Box::leak(
-        std::fs::read(&font)
+        std::fs::read(&o.font)
             .map_err(|e| format!("{font}: {e} (Debian: apt-get install fonts-dejavu-core)"))?
             .into_boxed_slice(),
     );
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| format!("{font}: not a font"))?;
-    let results = PathBuf::from(o.str("out", "bench/load/results"));
-    let images = PathBuf::from(o.str("images", "docs/images"));
+    let (results, images) = (o.out.clone(), o.images.clone());
     std::fs::create_dir_all(&images)?;
     let mib = |v: Vec<f64>| v.into_iter().map(|k| k / 1024.0).collect::<Vec<_>>();
     let zip = |x: &[f64], y: &[f64]| x.iter().cloned().zip(y.iter().cloned()).collect::<Vec<_>>();
@@ -1381,19 +1446,19 @@ fn plot(o: &Opts) -> Result<bool> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = args.first().cloned().unwrap_or_default();
-    let opts = Opts::parse(&args[1.min(args.len())..]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    use clap::Parser as _;
+    let cli = Cli::parse();
+    let result = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    let result = match mode.as_str() {
-        "load" => rt.block_on(load(&opts)),
-        "max-envs" => rt.block_on(max_envs(&opts)),
-        "plot" => plot(&opts),
-        _ => Err("usage: load {load|max-envs|plot} --name value …".into()),
+    {
+        Err(e) => Err(format!("the async runtime: {e}").into()),
+        Ok(rt) => match &cli {
+            Cli::Load(o) => rt.block_on(load(o)),
+            Cli::MaxEnvs(o) => rt.block_on(max_envs(o)),
+            Cli::Plot(o) => plot(o),
+        },
     };
     match result {
         Ok(true) => {}
