@@ -10,8 +10,10 @@
 //! `debootstrap --variant=minbase` of Debian stable (bookworm), then the
 //! Debian packages of `images/default/packages.txt` with
 //! `apt-get install --no-install-recommends`, then the Python packages of
-//! `images/default/pip-packages.txt` (the AWS CLI and boto3) from PyPI into
-//! the system Python, then the `cloudshell-user` account with passwordless
+//! the hashed lock `images/default/pip-requirements.lock` (the AWS CLI,
+//! boto3 and their dependencies, generated from `pip-packages.txt` by
+//! `scripts/lock-image-python.sh`) from PyPI into the system Python, wheels
+//! only and each checked against its pinned SHA-256, then the `cloudshell-user` account with passwordless
 //! sudo, the login banner and prompt, and a cleanup of caches and
 //! documentation. The recipe files are compiled into the binary, so an
 //! installed `seashell` builds the same image as a source checkout.
@@ -56,8 +58,9 @@ use crate::error::{Error, Result};
 pub const IMAGE_INFO_FILE: &str = "etc/seashell-image";
 
 /// Path, relative to an image's root, of the list of its installed
-/// packages (`name=version` lines, then `pip list --format=freeze`), whose
-/// SHA-256 is the image's `PACKAGES_DIGEST`.
+/// packages (`name=version` lines, then `pip list --format=freeze`, then
+/// `pip-requirements.lock sha256:…`, the digest of the Python lock it was
+/// built from), whose SHA-256 is the image's `PACKAGES_DIGEST`.
 pub const PACKAGE_LISTING_FILE: &str = "etc/seashell-image.packages";
 
 /// Debian release the default image is built from.
@@ -69,8 +72,23 @@ pub const FALLBACK_MIRROR: &str = "http://deb.debian.org/debian";
 /// Debian packages of the default image (`images/default/packages.txt`).
 pub const DEFAULT_PACKAGES: &str = include_str!("../../../images/default/packages.txt");
 
-/// PyPI requirements of the default image (`images/default/pip-packages.txt`).
+/// Top-level PyPI requirements of the default image
+/// (`images/default/pip-packages.txt`), edited by hand; the build installs
+/// [`DEFAULT_PIP_LOCK`], which is generated from it.
 pub const DEFAULT_PIP_PACKAGES: &str = include_str!("../../../images/default/pip-packages.txt");
+
+/// The hashed lock of the default image's Python packages
+/// (`images/default/pip-requirements.lock`): every package of the closure of
+/// [`DEFAULT_PIP_PACKAGES`] pinned `name==version` with the SHA-256 of each
+/// of its wheels. `scripts/lock-image-python.sh` regenerates it.
+pub const DEFAULT_PIP_LOCK: &str = include_str!("../../../images/default/pip-requirements.lock");
+
+/// Where the lock is copied inside the tree for pip (`/tmp`, emptied by
+/// the cleanup).
+const PIP_LOCK_IN_TREE: &str = "tmp/seashell-pip-requirements.lock";
+
+/// Name under which the package listing records the lock's digest.
+const PIP_LOCK_LISTING_NAME: &str = "pip-requirements.lock";
 
 const MOTD: &str = include_str!("../../../images/default/motd");
 const PROFILE: &str = include_str!("../../../images/default/profile.sh");
@@ -240,7 +258,8 @@ pub fn build(options: &BuildOptions, progress: &mut dyn Progress) -> Result<Buil
 ///   writing anything. Complete means: its [`IMAGE_INFO_FILE`] names the
 ///   requested kind, its shell (`bin/sh`) exists, and the packages digest it
 ///   records still matches what it describes (the package list of the
-///   default image, the busybox binary of the minimal one).
+///   default image, the busybox binary of the minimal one), and a default
+///   image was built from this binary's Python lock ([`DEFAULT_PIP_LOCK`]).
 /// - A missing image is built as [`build`] builds it.
 /// - An image of the right kind that is not complete (damaged, or cut short
 ///   by something other than the build) is rebuilt and swapped in
@@ -289,11 +308,27 @@ fn verify(root: &Path, kind: ImageKind, info: &ImageInfo) -> Result<bool> {
     let listing = match kind {
         ImageKind::Default => {
             let p = root.join(PACKAGE_LISTING_FILE);
-            match std::fs::read(&p) {
+            let listing = match std::fs::read(&p) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(Error::io("reading", &p, e)),
+            };
+            // The Python packages are pinned by the lock compiled into this
+            // binary; an image built from another lock (or before there was
+            // one) does not hold the software this binary would install, so
+            // it counts as incomplete and `ensure` replaces it.
+            let wanted = pip_lock_listing_line(DEFAULT_PIP_LOCK);
+            if !String::from_utf8_lossy(&listing)
+                .lines()
+                .any(|l| l == wanted.trim_end())
+            {
+                tracing::info!(
+                    image = %root.display(),
+                    "the image was not built from this binary's Python lock"
+                );
+                return Ok(false);
             }
+            listing
         }
         ImageKind::Minimal => {
             let p = root.join("bin/busybox");
@@ -314,6 +349,150 @@ fn minimal_listing(busybox: &[u8]) -> String {
 
 fn packages_digest(listing: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(listing)))
+}
+
+/// The line of the default image's package listing that names the Python
+/// lock it was built from.
+fn pip_lock_listing_line(lock: &str) -> String {
+    format!(
+        "{PIP_LOCK_LISTING_NAME} sha256:{}\n",
+        hex(&Sha256::digest(lock.as_bytes()))
+    )
+}
+
+/// One requirement of a hashed pip lock: `name==version` and the SHA-256
+/// digests pip accepts for its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LockedPackage {
+    name: String,
+    version: String,
+    sha256: Vec<String>,
+}
+
+/// Parses a lock as `scripts/lock-image-python.sh` writes it, strictly:
+/// every requirement is `name==version` followed only by
+/// `--hash=sha256:HEX` options (at least one), lines may continue with a
+/// trailing `\`, and `#` starts a comment. Anything else (a range, a URL,
+/// an option, a marker, a name twice) is refused, so nothing but pinned,
+/// hashed files can reach `pip install --require-hashes`.
+fn parse_pip_lock(text: &str) -> Result<Vec<LockedPackage>> {
+    let bad = |detail: String| Error::Parse {
+        what: "the Python lock (pip-requirements.lock)",
+        detail,
+    };
+    let mut logical = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        // pip's comment rule: `#` at the start or after whitespace.
+        let line = match line.find('#') {
+            Some(0) => "",
+            Some(i) if line[..i].ends_with(char::is_whitespace) => &line[..i],
+            _ => line,
+        };
+        match line.trim_end().strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                logical.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.trim().is_empty() {
+        return Err(bad(format!(
+            "ends inside a continued line: {}",
+            current.trim()
+        )));
+    }
+    let mut packages: Vec<LockedPackage> = Vec::new();
+    for line in logical {
+        let mut words = line.split_whitespace();
+        let Some(pin) = words.next() else { continue };
+        let (name, version) = pin
+            .split_once("==")
+            .filter(|(n, v)| {
+                !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    && !v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._+!".contains(c))
+            })
+            .ok_or_else(|| bad(format!("{pin:?} is not pinned as name==version")))?;
+        let mut sha256 = Vec::new();
+        for word in words {
+            let digest = word
+                .strip_prefix("--hash=sha256:")
+                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{pin}: {word:?} is not --hash=sha256:<64 hex digits>"
+                    ))
+                })?;
+            sha256.push(digest.to_ascii_lowercase());
+        }
+        if sha256.is_empty() {
+            return Err(bad(format!("{pin} has no --hash=sha256:")));
+        }
+        let name = canonical_python_name(name);
+        if packages.iter().any(|p| p.name == name) {
+            return Err(bad(format!("{name} is pinned twice")));
+        }
+        packages.push(LockedPackage {
+            name,
+            version: version.to_owned(),
+            sha256,
+        });
+    }
+    Ok(packages)
+}
+
+/// A Python distribution name as PyPI compares them (PEP 503): lower case,
+/// runs of `-`, `_` and `.` as one `-`.
+fn canonical_python_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if "-_.".contains(c) {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// Parses `lock` and checks that it was made from the top-level list
+/// `list`: an edited `pip-packages.txt` with a stale lock would otherwise
+/// build the old packages without a word.
+fn checked_pip_lock(lock: &str, list: &str) -> Result<Vec<LockedPackage>> {
+    let packages = parse_pip_lock(lock)?;
+    let made_from = lock
+        .lines()
+        .find_map(|l| l.strip_prefix("# requirements: "))
+        .map(str::trim);
+    if made_from != Some(requirements_digest(list).as_str()) {
+        return Err(Error::Parse {
+            what: "the Python lock (pip-requirements.lock)",
+            detail: "it was not made from the current pip-packages.txt; run \
+                     scripts/lock-image-python.sh and build again"
+                .into(),
+        });
+    }
+    Ok(packages)
+}
+
+/// The `sha256:` digest of a top-level requirements list as the lock's
+/// `# requirements:` header records it: its entries, one per line.
+fn requirements_digest(list: &str) -> String {
+    let joined: String = list_entries(list)
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    format!("sha256:{}", hex(&Sha256::digest(joined.as_bytes())))
 }
 
 /// How [`build_with`] treats the lock and an existing image.
@@ -715,7 +894,7 @@ impl Builder<'_> {
         let mirror = mirror.trim_end_matches('/').to_owned();
         self.progress.output(&format!("mirror {mirror}"));
         let packages = list_entries(DEFAULT_PACKAGES);
-        let pip_packages = list_entries(DEFAULT_PIP_PACKAGES);
+        let pip_lock = checked_pip_lock(DEFAULT_PIP_LOCK, DEFAULT_PIP_PACKAGES)?;
         self.end();
 
         self.begin(&format!(
@@ -756,8 +935,8 @@ impl Builder<'_> {
         self.end();
 
         self.begin(&format!(
-            "Installing {} Python packages from PyPI",
-            pip_packages.len()
+            "Installing {} pinned Python packages from PyPI",
+            pip_lock.len()
         ));
         // Debian marks its Python "externally managed" (PEP 668), which makes
         // `pip install` and `pip install --user` fail. The image is a
@@ -779,7 +958,14 @@ impl Builder<'_> {
             self.extra_env
                 .push(("PIP_CERT".into(), "/tmp/seashell-host-ca.crt".into()));
         }
-        let mut pip = vec![
+        // Exactly the files of the lock: wheels only, so no package's code
+        // (an sdist's setup.py) runs as root while the image is built; every
+        // download checked against its pinned SHA-256; no dependency
+        // resolution, so nothing outside the lock is fetched. `pip check`
+        // then proves the lock is the whole closure.
+        write_file(&self.root.join(PIP_LOCK_IN_TREE), DEFAULT_PIP_LOCK, 0o644)?;
+        let lock_in_tree = format!("/{PIP_LOCK_IN_TREE}");
+        self.chroot(&[
             "python3",
             "-m",
             "pip",
@@ -788,9 +974,19 @@ impl Builder<'_> {
             "--disable-pip-version-check",
             "--root-user-action=ignore",
             "--progress-bar=off",
-        ];
-        pip.extend(pip_packages.iter().map(String::as_str));
-        self.chroot(&pip)?;
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--requirement",
+            &lock_in_tree,
+        ])?;
+        self.chroot(&[
+            "python3",
+            "-m",
+            "pip",
+            "check",
+            "--disable-pip-version-check",
+        ])?;
         self.end();
 
         self.begin("Creating cloudshell-user and the shell setup");
@@ -815,6 +1011,7 @@ impl Builder<'_> {
             "list",
             "--format=freeze",
         ])?);
+        listing.push_str(&pip_lock_listing_line(DEFAULT_PIP_LOCK));
         let listing_path = self.root.join(PACKAGE_LISTING_FILE);
         write_file(&listing_path, &listing, 0o644)?;
         self.write_info(ImageKind::Default, &listing)?;
@@ -1274,6 +1471,106 @@ mod tests {
         assert!(pkgs.iter().all(|p| !p.contains(' ')));
         let pip = list_entries(DEFAULT_PIP_PACKAGES);
         assert_eq!(pip, ["awscli", "boto3"]);
+    }
+
+    #[test]
+    fn the_python_lock_pins_and_hashes_the_whole_top_level_list() {
+        let lock = parse_pip_lock(DEFAULT_PIP_LOCK).expect("the lock parses");
+        // The closure, not just the two top-level packages.
+        assert!(lock.len() > 5, "{lock:?}");
+        for p in &lock {
+            assert!(!p.version.is_empty(), "{p:?}");
+            assert!(!p.sha256.is_empty(), "{} has no hash", p.name);
+            assert!(p.sha256.iter().all(|h| h.len() == 64), "{p:?}");
+        }
+        // Every requirement line of the file pins with `==` (the parser
+        // rejects anything else; this checks the file's text directly too).
+        let pins = DEFAULT_PIP_LOCK
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.is_empty());
+        for line in pins {
+            assert!(line.contains("=="), "{line}");
+        }
+        for top in list_entries(DEFAULT_PIP_PACKAGES) {
+            let name = canonical_python_name(
+                top.split(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+                    .next()
+                    .unwrap_or(""),
+            );
+            assert!(
+                lock.iter().any(|p| p.name == name),
+                "{top} is not in the lock"
+            );
+        }
+        for dep in ["botocore", "s3transfer", "pyyaml", "urllib3"] {
+            assert!(lock.iter().any(|p| p.name == dep), "{dep} missing");
+        }
+        // The lock was generated from the current top-level list: a changed
+        // pip-packages.txt needs scripts/lock-image-python.sh run again.
+        assert_eq!(
+            checked_pip_lock(DEFAULT_PIP_LOCK, DEFAULT_PIP_PACKAGES).expect("current"),
+            lock,
+            "pip-packages.txt changed since the lock was made; run scripts/lock-image-python.sh"
+        );
+        // Comments in the list do not matter; another requirement does.
+        let commented = format!("# a note\n{DEFAULT_PIP_PACKAGES}  # more\n");
+        assert!(checked_pip_lock(DEFAULT_PIP_LOCK, &commented).is_ok());
+        let edited = format!("{DEFAULT_PIP_PACKAGES}requests\n");
+        assert!(checked_pip_lock(DEFAULT_PIP_LOCK, &edited).is_err());
+    }
+
+    #[test]
+    fn lock_parser_refuses_unpinned_or_unhashed_requirements() {
+        let h = "a".repeat(64);
+        let ok = format!("# c\nFoo_Bar==1.0 \\\n    --hash=sha256:{h} \\\n    --hash=sha256:{}\n\nbaz==2 --hash=sha256:{h}  # why\n", "B".repeat(64));
+        let parsed = parse_pip_lock(&ok).expect("parses");
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].name, "foo-bar");
+        assert_eq!(parsed[0].version, "1.0");
+        assert_eq!(parsed[0].sha256, [h.clone(), "b".repeat(64)]);
+        for bad in [
+            "foo\n".to_owned(),
+            format!("foo>=1 --hash=sha256:{h}\n"),
+            "foo==1\n".to_owned(),
+            format!("foo==1 --hash=md5:{h}\n"),
+            "foo==1 --hash=sha256:abc\n".to_owned(),
+            format!("foo==1 --hash=sha256:{h} --index-url=http://x\n"),
+            format!("foo==1; python_version<'3' --hash=sha256:{h}\n"),
+            format!("-e git+https://x/y --hash=sha256:{h}\n"),
+            format!("foo==1 --hash=sha256:{h}\nFoo==2 --hash=sha256:{h}\n"),
+            format!("foo==1 \\\n --hash=sha256:{h} \\\n"),
+        ] {
+            assert!(parse_pip_lock(&bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_image_from_another_python_lock_is_incomplete() {
+        let dir = std::env::temp_dir().join(format!("seashell-image-lock-{}", std::process::id()));
+        let image = |lock_line: &str| {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+            std::os::unix::fs::symlink("busybox", dir.join("bin/sh")).expect("sh");
+            let listing = format!("bash=5.2.15-2+b7\nawscli==1.46.3\n{lock_line}");
+            write_file(&dir.join(PACKAGE_LISTING_FILE), &listing, 0o644).expect("listing");
+            let info = ImageInfo {
+                name: "seashell-default".into(),
+                version: "0.1.0".into(),
+                build_date: "2026-01-01T00:00:00Z".into(),
+                packages_digest: packages_digest(listing.as_bytes()),
+            };
+            write_file(&dir.join(IMAGE_INFO_FILE), &info.render(), 0o644).expect("info");
+        };
+        image(&pip_lock_listing_line(DEFAULT_PIP_LOCK));
+        assert!(complete(&dir, ImageKind::Default).expect("check").is_some());
+        // Built from another lock: its listing is consistent, but not what
+        // this binary installs.
+        image(&pip_lock_listing_line("awscli==0.1 --hash=sha256:00\n"));
+        assert!(complete(&dir, ImageKind::Default).expect("check").is_none());
+        // Built before images recorded a lock.
+        image("");
+        assert!(complete(&dir, ImageKind::Default).expect("check").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
