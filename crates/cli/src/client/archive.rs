@@ -98,7 +98,13 @@ fn check(file: &Path) -> Result<(), ArchiveError> {
         let kind = entry.header().entry_type();
         let link = entry.link_name()?.map(|l| l.into_owned());
         match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
+            EntryType::Directory => {}
+            // PAX global headers carry defaults only and unpack to nothing.
+            EntryType::XGlobalHeader => continue,
+            _ if path.as_os_str().is_empty() => {
+                return Err(refused(&raw, "would replace the destination"))
+            }
+            EntryType::Regular | EntryType::Continuous => {}
             EntryType::Symlink | EntryType::Link => {
                 if link.as_deref().is_none_or(|l| l.as_os_str().is_empty()) {
                     return Err(refused(&raw, "is a link without a target"));
@@ -376,6 +382,13 @@ mod tests {
             &[("./hard", Kind::HardLink("../outside/victim"))],
             "./hard",
             "hard link to a file outside",
+        );
+        // Something else in the destination's own place.
+        let w = Work::new();
+        w.refused(
+            &[("./", Kind::Symlink("sub"))],
+            "./",
+            "replace the destination",
         );
         // Devices and pipes are not part of a tree to copy.
         let w = Work::new();
