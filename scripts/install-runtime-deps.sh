@@ -12,6 +12,8 @@
 #   procps          ps, used by diagnostics
 #   util-linux      nsenter (configuring environment network namespaces)
 #   coreutils       cp (image import)
+#   gcc, libc6-dev  build the static socket helper of
+#                   crates/runtime/tests/isolation.rs
 #   debootstrap     builds the default image (its test in
 #                   crates/runtime/tests/default_image.rs, and image::ensure)
 #   dnsmasq-base    the DNS servers of the network tests (the binary only:
@@ -24,7 +26,7 @@
 #                   when no `node` is on the PATH already
 set -eu
 
-packages="runc busybox-static e2fsprogs mount util-linux iproute2 iptables procps coreutils dnsmasq-base debootstrap chromium"
+packages="runc busybox-static e2fsprogs mount util-linux iproute2 iptables procps coreutils gcc libc6-dev dnsmasq-base debootstrap chromium"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     packages="$packages nodejs npm"
 fi

@@ -123,3 +123,27 @@ async fn credentials_follow_put_and_withdraw_and_need_the_token() {
         assert!(!log.contains(secret), "the log leaks a secret");
     }
 }
+
+#[test]
+fn forwarded_token_requests_are_refused() {
+    let agent = AgentProcess::start();
+    let addr = agent.credentials_addr;
+    let ttl = ("X-aws-ec2-metadata-token-ttl-seconds", "60");
+    // As on EC2 (IMDSv2): a proxy in the environment relaying the token
+    // dance adds X-Forwarded-For; the PUT is refused however it is
+    // spelled, and whatever the value.
+    for forwarded in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("x-forwarded-for", "127.0.0.1"),
+        ("X-FORWARDED-FOR", ""),
+    ] {
+        let (status, body) = http(addr, "PUT", "/latest/api/token", &[ttl, forwarded]);
+        assert_eq!(status, 403, "{forwarded:?}: {body}");
+        assert!(body.contains("forwarded requests are refused"), "{body}");
+    }
+    // The same request without it gets a token.
+    let (status, token) = http(addr, "PUT", "/latest/api/token", &[ttl]);
+    assert_eq!(status, 200, "{token}");
+    assert!(token.len() >= 32);
+    assert!(agent.log().contains("forwarded token request refused"));
+}

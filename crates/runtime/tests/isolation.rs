@@ -153,6 +153,75 @@ fn root_inside_cannot_mount_or_load_modules() {
     f.rt.stop(&id).expect("stop");
 }
 
+/// Builds `tests/helpers/sockets.c` statically into `dir` (the minimal
+/// image has no tool that opens raw, packet or ICMP ping sockets on
+/// demand).
+fn socket_helper(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sockets.c");
+    let bin = dir.join("sockets");
+    let out = std::process::Command::new("cc")
+        .args(["-static", "-O", "-Wall", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running cc (install gcc and libc6-dev): {e}"));
+    assert!(
+        out.status.success(),
+        "building {} (needs gcc and libc6-dev): {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+/// Without CAP_NET_RAW, root inside can open no raw or packet socket
+/// (EPERM), so it can neither forge packets nor sniff the veth; ICMP
+/// "ping" sockets still work for root and cloudshell-user alike, through
+/// the environment's `net.ipv4.ping_group_range`.
+#[test]
+fn root_inside_cannot_open_raw_or_packet_sockets_but_can_ping() {
+    let f = Fixture::new("rawsock");
+    let helper = socket_helper(&f.root);
+    let id = f.id("env");
+    let mut spec = f.spec(&id, None, Limits::default());
+    spec.ro_binds
+        .push((helper, "/usr/local/bin/seashell-sockets".into()));
+    f.rt.create(&spec)
+        .unwrap_or_else(|e| panic!("create {id}: {e}"));
+    f.rt.start(&id)
+        .unwrap_or_else(|e| panic!("start {id}: {e}"));
+
+    let expected = "inet-raw-icmp EPERM\n\
+                    inet-raw-raw EPERM\n\
+                    inet-raw-tcp EPERM\n\
+                    packet-raw EPERM\n\
+                    packet-dgram EPERM\n\
+                    inet-packet EPERM\n\
+                    ping ok";
+    for user in [ExecUser::Root, ExecUser::CloudshellUser] {
+        assert_eq!(
+            f.ok(&id, user, "/usr/local/bin/seashell-sockets"),
+            expected,
+            "as {user:?}"
+        );
+    }
+    // The image's own raw-socket tools as root: busybox's ping (raw only),
+    // arping (packet) and traceroute (raw) are refused.
+    for (tool, refusal) in [
+        ("ping -c 1 -W 1 127.0.0.1", "permission denied"),
+        ("arping -c 1 -w 1 -I lo 127.0.0.1", "not permitted"),
+        ("traceroute -m 1 127.0.0.1", "not permitted"),
+    ] {
+        let out = f.sh(&id, ExecUser::Root, tool);
+        assert!(
+            !out.success() && out.stderr.contains(refusal),
+            "{tool}: {out:?}"
+        );
+    }
+
+    f.rt.stop(&id).expect("stop");
+}
+
 /// Host kernel information is masked and kernel knobs are read-only.
 #[test]
 fn proc_paths_are_masked() {

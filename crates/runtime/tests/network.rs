@@ -753,6 +753,34 @@ fn the_api_is_reachable_at_its_fixed_address_and_nothing_else_of_the_host() {
         !out.stdout.contains("api-ok"),
         "the target reachable without the fixed address: {out:?}"
     );
+    // Another server on the host's loopback, the address the API is
+    // forwarded to: root inside reaches it neither through the gateway nor
+    // through the fixed address, which answers on port 80 only (not on the
+    // API's own port, nor on any other).
+    let beside = HostHttp::start("127.0.0.1:0", "beside-the-api\n");
+    assert!(
+        fetch_on_host(None, "127.0.0.1", beside.addr.port(), "/").contains("beside-the-api"),
+        "control: the second loopback server is up"
+    );
+    for (host, port) in [
+        (gw.as_str(), beside.addr.port()),
+        ("198.18.0.1", beside.addr.port()),
+        ("198.18.0.1", api.addr.port()),
+        ("198.18.0.1", port),
+        ("198.18.0.1", 443),
+        ("198.18.0.1", 8080),
+    ] {
+        let out = f.sh(&a, ExecUser::Root, &fetch(host, port, "/"));
+        assert!(
+            !out.stdout.contains("beside-the-api")
+                && !out.stdout.contains("api-ok")
+                && !out.stdout.contains("other-port"),
+            "{host}:{port} reachable from inside: {out:?}"
+        );
+    }
+    // ... while port 80 of the fixed address still is, as root too.
+    let got = f.sh(&a, ExecUser::Root, &fetch("198.18.0.1", 80, "/"));
+    assert!(got.stdout.contains("api-ok"), "API unreachable: {got:?}");
     // Another environment stays unreachable.
     f.ok(&b, ExecUser::Root, "httpd -p 8080 -h /etc");
     let out = f.sh(

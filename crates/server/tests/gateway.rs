@@ -584,3 +584,111 @@ async fn through_the_api_on(db: common::TestDb) {
     cleanup(&cfg);
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_tokens_expire_and_belong_to_their_session() {
+    for db in common::databases().await {
+        stream_tokens_on(db).await;
+    }
+}
+
+/// Asks `operation` (createSession or resumeSession) for a stream URL and
+/// token.
+async fn stream_token(
+    api: &common::api_client::Api,
+    operation: &str,
+    body: serde_json::Value,
+) -> (String, String, String) {
+    let answer = api.call(operation, body).await.ok();
+    let field = |name: &str| answer[name].as_str().expect(name).to_string();
+    (field("SessionId"), field("StreamUrl"), field("TokenValue"))
+}
+
+/// Opens a socket with `token` and expects the close that refuses it,
+/// before anything of the shell is relayed.
+async fn refused(url: &str, token: &str, what: &str) {
+    let mut socket = data_channel_open(url, token).await;
+    let closed = socket
+        .wait_closed(WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{what} was not refused: {e}"));
+    assert_eq!(closed.code, 1008, "{what}: {closed:?}");
+    assert!(
+        closed.reason.contains("invalid, expired or already used"),
+        "{what}: {closed:?}"
+    );
+    assert!(
+        !socket.handshake_complete() && socket.delivered().is_empty(),
+        "{what}: something was relayed"
+    );
+}
+
+async fn stream_tokens_on(db: common::TestDb) {
+    use common::cloudshell::{cleanup, config, Api};
+    use serde_json::json;
+
+    let ttl = Duration::from_secs(2);
+    let mut cfg = config(&db);
+    cfg.cloudshell.stream_token_seconds = ttl.as_secs();
+    // The background purge of expired tokens never runs during the test, so
+    // only the check at redemption can refuse them.
+    cfg.cloudshell.duty_interval_seconds = 3600;
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let key = running
+        .state()
+        .store
+        .create_access_key(&running.first_account.admin.user_id)
+        .await
+        .expect("key");
+    let api = Api::new(&format!("http://{}", running.local_addr), (&key.0, &key.1));
+    let id = api.running_environment().await;
+    let (first, first_url, _) = stream_token(
+        &api,
+        "createSession",
+        json!({"EnvironmentId": id, "TabId": "tab-1"}),
+    )
+    .await;
+    let (_, second_url, _) = stream_token(
+        &api,
+        "createSession",
+        json!({"EnvironmentId": id, "TabId": "tab-2"}),
+    )
+    .await;
+    let resume = json!({"EnvironmentId": id, "SessionId": first});
+
+    // A token is for its own session only: on another session's URL it is
+    // refused (and not spent), on its own it works.
+    let (_, url, token) = stream_token(&api, "resumeSession", resume.clone()).await;
+    assert_eq!(url, first_url);
+    refused(&second_url, &token, "another session's URL").await;
+    let mut c = DataChannelClient::connect(&url, &token)
+        .await
+        .unwrap_or_else(|e| panic!("a fresh token on its own session: {e}"));
+    run(&mut c, "echo live-$((6*7))", "live-42").await;
+
+    // Tokens from resumeSession and from createSession (the same tab
+    // again) stop working once their time is up, though never used.
+    let (_, url, resume_token) = stream_token(&api, "resumeSession", resume.clone()).await;
+    let (_, _, create_token) = stream_token(
+        &api,
+        "createSession",
+        json!({"EnvironmentId": id, "TabId": "tab-1"}),
+    )
+    .await;
+    tokio::time::sleep(ttl + Duration::from_secs(1)).await;
+    refused(&url, &resume_token, "an expired resumeSession token").await;
+    refused(&url, &create_token, "an expired createSession token").await;
+
+    // The refusals disturbed neither the attached client nor the session:
+    // a new token, used in time, resumes it.
+    run(&mut c, "echo still-$((6*8))", "still-48").await;
+    let (_, url, token) = stream_token(&api, "resumeSession", resume).await;
+    c.resume(&url, &token)
+        .await
+        .unwrap_or_else(|e| panic!("resume with a fresh token: {e}"));
+    run(&mut c, "echo resumed-$((7*7))", "resumed-49").await;
+
+    running.run_until(async {}).await.expect("stop");
+    cleanup(&cfg);
+    db.drop_db().await;
+}

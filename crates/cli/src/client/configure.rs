@@ -69,22 +69,39 @@ pub fn mask(value: &str) -> String {
     format!("{}{tail}", "*".repeat(16))
 }
 
+/// Writes `ini` to `path` through a temporary file renamed over it, so a
+/// reader never sees half a file. The temporary file is always made anew
+/// (`O_EXCL`, after removing a leftover): a leftover from an interrupted
+/// run, or a symlink planted in its place, would otherwise keep its own
+/// mode or send the secrets elsewhere. `private` files get mode 0600
+/// before anything is written to them, whatever the umask.
 fn write_file(path: &Path, ini: &Ini, private: bool) -> Result<(), CliError> {
     let fail = |e: std::io::Error| CliError::other(format!("{}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
     let tmp = path.with_extension("seashell-tmp");
+    let fail_tmp = |e: std::io::Error| CliError::other(format!("{}: {e}", tmp.display()));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail_tmp(e)),
+        _ => {}
+    }
     {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(if private { 0o600 } else { 0o644 });
         }
-        let mut f = options.open(&tmp).map_err(fail)?;
-        f.write_all(ini.render().as_bytes()).map_err(fail)?;
+        let mut f = options.open(&tmp).map_err(fail_tmp)?;
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(fail_tmp)?;
+        }
+        f.write_all(ini.render().as_bytes()).map_err(fail_tmp)?;
     }
     std::fs::rename(&tmp, path).map_err(fail)
 }

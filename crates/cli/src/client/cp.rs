@@ -12,6 +12,7 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::archive;
 use super::context::Context;
 use super::environment;
 use super::exit::CliError;
@@ -235,13 +236,10 @@ async fn download_tree(
     let _ = in_environment(api, env, &format!("rm -f \"$HOME\"/{}", quote(&archive))).await;
     let got = got?;
     let dest = local.to_path_buf();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dest)?;
-        tar::Archive::new(std::fs::File::open(&file)?).unpack(&dest)
-    })
-    .await
-    .map_err(|e| CliError::other(e.to_string()))?
-    .map_err(|e| CliError::partial(format!("unpacking into {}: {e}", local.display())))?;
+    tokio::task::spawn_blocking(move || archive::unpack_tree(&file, &dest))
+        .await
+        .map_err(|e| CliError::other(e.to_string()))?
+        .map_err(|e| CliError::partial(format!("unpacking into {}: {e}", local.display())))?;
     eprintln!(
         "download: :{source} to {} ({got} bytes archived)",
         local.display()

@@ -2,6 +2,7 @@
 //! `connect`, `cp`, `configure`, `sso` and `completion`, with the AWS CLI's
 //! conventions for configuration, output and exit codes.
 
+pub mod archive;
 pub mod argv;
 pub mod cloudshell;
 pub mod configure;
