@@ -240,7 +240,7 @@ async fn files_go_through_presigned_urls_confined_to_home() {
         &id,
         "download",
         "subfolder/mydownloadfile.txt",
-        &running.first_account.admin.arn(),
+        &running.first_account.admin.user_id,
         -60,
     );
     let r = http.get(&expired).send().await.expect("get");
@@ -252,7 +252,7 @@ async fn files_go_through_presigned_urls_confined_to_home() {
         &id,
         "download",
         "subfolder/mydownloadfile.txt",
-        &running.first_account.admin.arn(),
+        &running.first_account.admin.user_id,
         3600,
     );
     assert_eq!(http.get(&too_long).send().await.expect("get").status(), 403);
@@ -262,7 +262,7 @@ async fn files_go_through_presigned_urls_confined_to_home() {
         &id,
         "download",
         "subfolder/mydownloadfile.txt",
-        &running.first_account.admin.arn(),
+        &running.first_account.admin.user_id,
         60,
     );
     assert_eq!(

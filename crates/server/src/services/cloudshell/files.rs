@@ -216,14 +216,14 @@ pub(super) async fn presign(
         op,
         environment_id: id,
         path: relative,
-        principal: &caller.arn,
+        principal: &caller.principal_id,
         expires,
     };
     let signature = state.file_urls.sign(&fields);
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("op", op)
         .append_pair("path", relative)
-        .append_pair("principal", &caller.arn)
+        .append_pair("principal", &caller.principal_id)
         .append_pair("expires", &expires.to_string())
         .append_pair("signature", &signature)
         .finish();
@@ -299,7 +299,7 @@ async fn check(
         ));
     }
     let env = match state.store.environment(environment_id).await {
-        Ok(Some(env)) if env.principal_arn == q.principal => env,
+        Ok(Some(env)) if env.principal_id == q.principal => env,
         Ok(_) => {
             return Err(refuse(
                 StatusCode::NOT_FOUND,
