@@ -52,6 +52,7 @@ pub async fn run_once(state: &AppState) {
         return;
     }
     let _ = state.store.purge_stream_tokens().await;
+    let _ = state.store.purge_spent_file_urls().await;
     match state.store.all_environments().await {
         Ok(all) => {
             for env in all.iter().filter(|e| e.status == RUNNING) {

@@ -592,6 +592,37 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Spends the upload URL `url_id` (valid until `expires_at_ms`): true
+    /// the first time, false if it was spent before. One atomic insert, so
+    /// of two uploads racing with one URL exactly one gets true.
+    pub async fn spend_file_url(
+        &self,
+        url_id: &str,
+        expires_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO cloudshell_spent_file_urls (url_id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (url_id) DO NOTHING",
+        )
+        .bind(url_id)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("spending a file URL"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets spent upload URLs that have expired (they are refused as
+    /// expired anyway).
+    pub async fn purge_spent_file_urls(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM cloudshell_spent_file_urls WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("purging spent file URLs"))?;
+        Ok(done.rows_affected())
+    }
+
     /// Adds running time to an account's usage for a region and month.
     pub async fn add_usage(
         &self,
