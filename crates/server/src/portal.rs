@@ -323,7 +323,8 @@ async fn attempt(
         return Err(GENERIC_FAILURE);
     };
     let now = now_ms();
-    let locked = crate::signin::locked_out(state, SigninKind::Portal, &user.user_id, now)
+    let source = crate::signin::lock_source(source_ip);
+    let locked = crate::signin::locked_out(state, SigninKind::Portal, &user.user_id, &source, now)
         .await
         .map_err(|e| internal(&e))?;
     let password_ok = !locked
@@ -336,7 +337,7 @@ async fn attempt(
         };
     if !password_ok {
         if !locked {
-            crate::signin::count_failure(state, SigninKind::Portal, &user.user_id).await;
+            crate::signin::count_failure(state, SigninKind::Portal, &user.user_id, &source).await;
         }
         audit_signin(state, Some(&user), false, source_ip, "PASSWORD").await;
         return Err(GENERIC_FAILURE);
@@ -365,7 +366,8 @@ async fn attempt(
                 None => false,
             };
             if !fresh {
-                crate::signin::count_failure(state, SigninKind::Portal, &user.user_id).await;
+                crate::signin::count_failure(state, SigninKind::Portal, &user.user_id, &source)
+                    .await;
                 audit_signin(state, Some(&user), false, source_ip, "PASSWORD").await;
                 return Err(GENERIC_FAILURE);
             }
@@ -374,7 +376,7 @@ async fn attempt(
     };
     let _ = state
         .store
-        .clear_signin_failures(SigninKind::Portal, &user.user_id)
+        .clear_signin_failures(SigninKind::Portal, &user.user_id, &source)
         .await;
     start_session(state, &user, mfa_used, source_ip, "PASSWORD")
         .await

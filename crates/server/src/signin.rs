@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
-use crate::store::console::{ConsoleSession, SigninKind};
+use crate::store::console::{ConsoleSession, SigninKind, ALL_SOURCES};
 use crate::store::StoreError;
 use crate::store::{now_ms, User};
 use crate::{ids, mfa, password, password_policy};
@@ -40,8 +40,15 @@ pub const CSRF_COOKIE: &str = "seashell_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a console session (and its credentials) lasts.
 pub const SESSION_MS: i64 = 12 * 3600 * 1000;
-/// Failures allowed before lockout starts.
+/// Failures from one address allowed before that address is locked out.
 const FREE_FAILURES: i64 = 5;
+/// Failures from all addresses together allowed before the per-user
+/// backstop locks out every address the user has not signed in from. Far
+/// above [`FREE_FAILURES`]: one address, held back by its own lock (at most
+/// one guess per 15 minutes once locked), needs about a day to get there,
+/// while a guesser spreading over many addresses (cheap with IPv6) reaches
+/// it within minutes.
+const BACKSTOP_FREE_FAILURES: i64 = 100;
 /// The longest lockout.
 const MAX_LOCK_MS: i64 = 15 * 60 * 1000;
 /// What every failed sign-in is told, whatever was wrong.
@@ -165,7 +172,8 @@ async fn attempt(
     let now = now_ms();
     // A locked account is refused without checking anything, so it gives a
     // guesser nothing to learn.
-    let locked = locked_out(state, SigninKind::Console, &user.user_id, now)
+    let source = lock_source(source_ip);
+    let locked = locked_out(state, SigninKind::Console, &user.user_id, &source, now)
         .await
         .map_err(|e| internal(&e))?;
     let password_ok = !locked && {
@@ -181,7 +189,7 @@ async fn attempt(
     };
     if !password_ok {
         if !locked {
-            count_failure(state, SigninKind::Console, &user.user_id).await;
+            count_failure(state, SigninKind::Console, &user.user_id, &source).await;
         }
         audit_login(
             state,
@@ -215,7 +223,7 @@ async fn attempt(
             if !fresh {
                 // A wrong or replayed code counts like a wrong password, so
                 // codes cannot be guessed without limit either.
-                count_failure(state, SigninKind::Console, &user.user_id).await;
+                count_failure(state, SigninKind::Console, &user.user_id, &source).await;
                 audit_login(state, &user.account_id, Some(&user), true, false, source_ip).await;
                 return Err(Refusal::Failed);
             }
@@ -248,7 +256,7 @@ async fn attempt(
     }
     let _ = state
         .store
-        .clear_signin_failures(SigninKind::Console, &user.user_id)
+        .clear_signin_failures(SigninKind::Console, &user.user_id, &source)
         .await;
     let token = random_token(32);
     let csrf_token = random_token(32);
@@ -290,41 +298,73 @@ async fn attempt(
     })
 }
 
-/// Whether sign-ins (and MFA codes) of `user_id` are refused right now after
-/// too many failures.
+/// The source that failed sign-ins are counted under: the client's address
+/// as the per-address rate limit keys it (IPv4 as is, IPv6 by its /64), so
+/// one host cannot get fresh counts by moving within its prefix.
+pub fn lock_source(source_ip: &str) -> String {
+    match source_ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => crate::limits::client_key(ip).to_string(),
+        Err(_) => source_ip.to_string(),
+    }
+}
+
+/// Whether sign-ins (and MFA codes) of `user_id` from `source` (see
+/// [`lock_source`]) are refused right now after too many failures: those
+/// from that source, or, for a source the user has never signed in from,
+/// those from all sources together past the backstop's threshold. Failures
+/// from elsewhere never lock out an address the user signs in from, so a
+/// user name alone no longer lets anyone keep the user locked out.
 pub async fn locked_out(
     state: &AppState,
     kind: SigninKind,
     user_id: &str,
+    source: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    Ok(state
+    let here = state.store.signin_failures(kind, user_id, source).await?;
+    if here.locked_until > now {
+        return Ok(true);
+    }
+    if here.known {
+        return Ok(false);
+    }
+    let all = state
         .store
-        .signin_failures(kind, user_id)
-        .await?
-        .locked_until
-        > now)
+        .signin_failures(kind, user_id, ALL_SOURCES)
+        .await?;
+    Ok(all.locked_until > now)
 }
 
-/// Counts a wrong password or MFA code of `user_id`: after
-/// [`FREE_FAILURES`], each further one locks the user out for twice as long
-/// as the last (from one second up to 15 minutes). The count is one atomic
-/// statement, so guesses sent in parallel are all counted.
-pub async fn count_failure(state: &AppState, kind: SigninKind, user_id: &str) {
-    let count = match state.store.record_signin_failure(kind, user_id).await {
-        Ok(count) => count,
-        Err(e) => {
-            tracing::error!(error = %e, "could not count a failed sign-in");
-            return;
-        }
-    };
-    if count > FREE_FAILURES {
-        let shift = u32::try_from((count - FREE_FAILURES - 1).min(20)).unwrap_or(20);
-        // From now, not from when the attempt began: the password check
-        // before it may have taken a while.
-        let until = now_ms() + (1000i64 << shift).min(MAX_LOCK_MS);
-        if let Err(e) = state.store.lock_signin(kind, user_id, until).await {
-            tracing::error!(error = %e, "could not lock out a user after failed sign-ins");
+/// Counts a wrong password or MFA code of `user_id` from `source`: after
+/// [`FREE_FAILURES`] from that source, each further one locks that source
+/// out for twice as long as the last (from one second up to 15 minutes);
+/// the same schedule applies to all sources together past
+/// [`BACKSTOP_FREE_FAILURES`]. Each count is one atomic statement, so
+/// guesses sent in parallel are all counted.
+pub async fn count_failure(state: &AppState, kind: SigninKind, user_id: &str, source: &str) {
+    for (counted, free) in [
+        (source, FREE_FAILURES),
+        (ALL_SOURCES, BACKSTOP_FREE_FAILURES),
+    ] {
+        let count = match state
+            .store
+            .record_signin_failure(kind, user_id, counted)
+            .await
+        {
+            Ok(count) => count,
+            Err(e) => {
+                tracing::error!(error = %e, "could not count a failed sign-in");
+                return;
+            }
+        };
+        if count > free {
+            let shift = u32::try_from((count - free - 1).min(20)).unwrap_or(20);
+            // From now, not from when the attempt began: the password check
+            // before it may have taken a while.
+            let until = now_ms() + (1000i64 << shift).min(MAX_LOCK_MS);
+            if let Err(e) = state.store.lock_signin(kind, user_id, counted, until).await {
+                tracing::error!(error = %e, "could not lock out a user after failed sign-ins");
+            }
         }
     }
 }

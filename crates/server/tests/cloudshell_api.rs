@@ -686,12 +686,13 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
     // with an AwsServiceEvent record; using the region resets the clock.
     let account = running.first_account.account_id.clone();
     let arn = running.first_account.admin.arn();
+    let admin_id = running.first_account.admin.user_id.clone();
     let homes = cfg.cloudshell.runtime_dir(&cfg.data_dir).join("homes");
     let count = || std::fs::read_dir(&homes).map(|d| d.count()).unwrap_or(0);
     assert_eq!(count(), 1);
     let recent = seashell_server::store::now_ms() - 100 * 86_400_000;
     store
-        .set_home_last_used(&account, &arn, "us-east-1", recent)
+        .set_home_last_used(&account, &admin_id, "us-east-1", recent)
         .await
         .expect("age");
     seashell_server::envs::duties::run_once(running.state()).await;
@@ -699,7 +700,7 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
     // Using the region again restarts the clock.
     let old = seashell_server::store::now_ms() - 121 * 86_400_000;
     store
-        .set_home_last_used(&account, &arn, "us-east-1", old)
+        .set_home_last_used(&account, &admin_id, "us-east-1", old)
         .await
         .expect("age");
     api.call("startEnvironment", json!({"EnvironmentId": id}))
@@ -714,7 +715,7 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
     api.wait_status(&id, "SUSPENDED").await;
     let old = seashell_server::store::now_ms() - 121 * 86_400_000;
     store
-        .set_home_last_used(&account, &arn, "us-east-1", old)
+        .set_home_last_used(&account, &admin_id, "us-east-1", old)
         .await
         .expect("age");
     seashell_server::envs::duties::run_once(running.state()).await;

@@ -240,7 +240,7 @@ async fn files_go_through_presigned_urls_confined_to_home() {
         &id,
         "download",
         "subfolder/mydownloadfile.txt",
-        &running.first_account.admin.arn(),
+        (&running.first_account.admin.user_id, &key.0),
         -60,
     );
     let r = http.get(&expired).send().await.expect("get");
@@ -252,7 +252,7 @@ async fn files_go_through_presigned_urls_confined_to_home() {
         &id,
         "download",
         "subfolder/mydownloadfile.txt",
-        &running.first_account.admin.arn(),
+        (&running.first_account.admin.user_id, &key.0),
         3600,
     );
     assert_eq!(http.get(&too_long).send().await.expect("get").status(), 403);
@@ -262,7 +262,7 @@ async fn files_go_through_presigned_urls_confined_to_home() {
         &id,
         "download",
         "subfolder/mydownloadfile.txt",
-        &running.first_account.admin.arn(),
+        (&running.first_account.admin.user_id, &key.0),
         60,
     );
     assert_eq!(
@@ -311,20 +311,176 @@ async fn files_go_through_presigned_urls_confined_to_home() {
     db.drop_db().await;
 }
 
-/// A URL signed with the server's key, expiring `ttl` seconds from now.
+/// Signs in to the console as the first administrator (changing the
+/// one-time password) and returns (cookie header, CSRF token).
+async fn console_sign_in(running: &seashell_server::Running) -> (String, String) {
+    let base = format!("http://{}", running.local_addr);
+    let account = running.first_account.account_id.clone();
+    let one_time = running
+        .first_account
+        .new_password
+        .clone()
+        .expect("one-time password");
+    let r = no_redirects()
+        .post(format!("{base}/signin/password"))
+        .form(&[
+            ("account", account.as_str()),
+            ("username", "admin"),
+            ("password", one_time.as_str()),
+            ("new_password", "Seashell-files-2026"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 303);
+    let mut cookies = Vec::new();
+    let mut csrf = String::new();
+    for v in r.headers().get_all("set-cookie") {
+        let text = v.to_str().expect("cookie");
+        let pair = text.split(';').next().unwrap_or_default().to_string();
+        if let Some(value) = pair.strip_prefix("seashell_csrf=") {
+            csrf = value.to_string();
+        }
+        cookies.push(pair);
+    }
+    (cookies.join("; "), csrf)
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Status and body of a GET or PUT of `url`.
+async fn fetch(http: &reqwest::Client, method: &str, url: &str, body: &str) -> (u16, String) {
+    let request = match method {
+        "PUT" => http.put(url).body(body.to_string()),
+        _ => http.get(url),
+    };
+    let r = request.send().await.expect("send");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_urls_end_with_their_credentials_and_uploads_work_once() {
+    let db = common::databases().await.remove(0);
+    let cfg = config(&db);
+    let guard = Cleanup(cfg.clone());
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let base = format!("http://{}", running.local_addr);
+    let store = &running.state().store;
+    let admin = &running.first_account.admin;
+    let key = store.create_access_key(&admin.user_id).await.expect("key");
+    let api = Api::new(&base, (&key.0, &key.1));
+    let id = api.running_environment().await;
+    let http = reqwest::Client::new();
+
+    // An upload URL works once; the second PUT is refused and changes
+    // nothing.
+    let url = upload_url(&api, &id, "once.txt").await;
+    assert_eq!(fetch(&http, "PUT", &url, "first").await.0, 200);
+    let (status, body) = fetch(&http, "PUT", &url, "second").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("already used"), "{body}");
+    assert_eq!(sh(&running, &id, "cat once.txt"), "first");
+    // A download URL may be used again while its credentials are valid.
+    let url = download_url(&api, &id, "once.txt").await;
+    for _ in 0..2 {
+        assert_eq!(fetch(&http, "GET", &url, "").await, (200, "first".into()));
+    }
+
+    // A URL asked for with an access key ends when the key is deleted.
+    let second = store.create_access_key(&admin.user_id).await.expect("key");
+    let api2 = Api::new(&base, (&second.0, &second.1));
+    let url = download_url(&api2, &id, "once.txt").await;
+    let upload = upload_url(&api2, &id, "later.txt").await;
+    assert_eq!(fetch(&http, "GET", &url, "").await.0, 200);
+    let deleted = api
+        .try_query(
+            "iam",
+            &format!(
+                "Action=DeleteAccessKey&Version=2010-05-08&UserName=admin&AccessKeyId={}",
+                second.0
+            ),
+        )
+        .await
+        .expect("send");
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    for (method, url) in [("GET", &url), ("PUT", &upload)] {
+        let (status, body) = fetch(&http, method, url, "x").await;
+        assert_eq!(status, 403, "{method}: {body}");
+        assert!(body.contains("no longer valid"), "{body}");
+    }
+    // The unused upload URL was not spent by the refusal, and wrote nothing.
+    assert_eq!(
+        sh(&running, &id, "test -e later.txt && echo yes || echo no"),
+        "no\n"
+    );
+
+    // A URL asked for by a console session ends when it signs out.
+    let (cookie, csrf) = console_sign_in(&running).await;
+    let r = http
+        .post(format!("{base}/cloudshell/getFileDownloadUrls"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .header("x-seashell-region", "us-east-1")
+        .json(&json!({"EnvironmentId": id, "FileDownloadPath": "once.txt"}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    let url = v["FileDownloadPresignedUrl"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    assert_eq!(fetch(&http, "GET", &url, "").await, (200, "first".into()));
+    let r = no_redirects()
+        .post(format!("{base}/signout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(r.status(), 303);
+    let (status, body) = fetch(&http, "GET", &url, "").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no longer valid"), "{body}");
+    // The key that is still there still works.
+    let url = download_url(&api, &id, "once.txt").await;
+    assert_eq!(fetch(&http, "GET", &url, "").await.0, 200);
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}
+
+/// A URL signed with the server's key for (principal ID, access key id),
+/// expiring `ttl` seconds from now.
 fn signed_url(
     cfg: &seashell_server::Config,
     base: &str,
     id: &str,
     op: &str,
     path: &str,
-    principal: &str,
+    (principal, access_key_id): (&str, &str),
     ttl: i64,
 ) -> String {
     let key = std::fs::read(cfg.data_dir.join("file-url.key")).expect("key");
     let expires = chrono::Utc::now().timestamp() + ttl;
+    let url_id = uuid::Uuid::new_v4().simple().to_string();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
-    for part in [op, id, path, principal, &expires.to_string()] {
+    for part in [
+        op,
+        id,
+        path,
+        principal,
+        access_key_id,
+        &url_id,
+        &expires.to_string(),
+    ] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
     }
@@ -333,6 +489,8 @@ fn signed_url(
         .append_pair("op", op)
         .append_pair("path", path)
         .append_pair("principal", principal)
+        .append_pair("key", access_key_id)
+        .append_pair("id", &url_id)
         .append_pair("expires", &expires.to_string())
         .append_pair("signature", &signature)
         .finish();

@@ -376,7 +376,7 @@ async fn lockout_and_mfa() {
             assert_eq!(guess.await.expect("guess"), 401);
         }
         let failures = store
-            .signin_failures(SigninKind::Console, &bob.user_id)
+            .signin_failures(SigninKind::Console, &bob.user_id, "127.0.0.1")
             .await
             .expect("failures");
         assert!(failures.failures > 5, "{backend}: {failures:?}");
@@ -385,7 +385,7 @@ async fn lockout_and_mfa() {
             "{backend}: parallel guesses lock the user: {failures:?}"
         );
         store
-            .clear_signin_failures(SigninKind::Console, &bob.user_id)
+            .clear_signin_failures(SigninKind::Console, &bob.user_id, "127.0.0.1")
             .await
             .expect("clear");
 
@@ -446,14 +446,14 @@ async fn lockout_and_mfa() {
         );
         assert!(
             store
-                .signin_failures(SigninKind::Console, &bob.user_id)
+                .signin_failures(SigninKind::Console, &bob.user_id, "127.0.0.1")
                 .await
                 .expect("failures")
                 .locked_until
                 > now_ms()
         );
         store
-            .clear_signin_failures(SigninKind::Console, &bob.user_id)
+            .clear_signin_failures(SigninKind::Console, &bob.user_id, "127.0.0.1")
             .await
             .expect("clear");
 
@@ -474,6 +474,219 @@ async fn lockout_and_mfa() {
             && r["userIdentity"]["userName"] == "bob"
             && r["additionalEventData"]["MFAUsed"] == "Yes"
             && r["responseElements"]["ConsoleLogin"] == "Success"));
+
+        running.run_until(async {}).await.expect("stop");
+        db.drop_db().await;
+    }
+}
+
+/// A form POST from the client address `from` (all of 127.0.0.0/8 is
+/// loopback on Linux), without following redirects: (status, outcome).
+async fn post_from(from: [u8; 4], url: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .expect("client");
+    let r = client.post(url).form(form).send().await.expect("post");
+    let outcome = r
+        .headers()
+        .get("x-seashell-signin")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (r.status().as_u16(), outcome)
+}
+
+const HERE: [u8; 4] = [127, 0, 0, 1];
+const THERE: [u8; 4] = [127, 0, 0, 2];
+
+/// Failures count per (user, client address): an address that guessed
+/// wrong is locked out for that user, while the right password from
+/// another address still signs in, at the console and at the portal.
+#[tokio::test(flavor = "multi_thread")]
+async fn lockout_is_per_client_address() {
+    for db in common::databases().await {
+        let backend = db.backend;
+        let running = seashell_server::start(config(&db)).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        let store = &running.state().store;
+        let account = running.first_account.account_id.clone();
+
+        // The console.
+        let carol = store
+            .create_user(&account, "carol", "/")
+            .await
+            .expect("user");
+        let password = "Carol-password-1";
+        store
+            .set_password(
+                &carol.user_id,
+                &seashell_server::password::hash(password).expect("hash"),
+                false,
+            )
+            .await
+            .expect("password");
+        let url = format!("{base}/signin");
+        let good = [
+            ("account", account.as_str()),
+            ("username", "carol"),
+            ("password", password),
+        ];
+        let bad = [
+            ("account", account.as_str()),
+            ("username", "carol"),
+            ("password", "wrong-Password-1"),
+        ];
+        for _ in 0..6 {
+            assert_eq!(post_from(HERE, &url, &bad).await.0, 401, "{backend}");
+        }
+        assert_eq!(
+            post_from(HERE, &url, &good).await,
+            (401, "Failed".to_string()),
+            "{backend}: the guessing address is locked out"
+        );
+        assert_eq!(
+            post_from(THERE, &url, &good).await.0,
+            303,
+            "{backend}: another address signs in"
+        );
+        // That success does not lift the guessing address's lock.
+        let here = store
+            .signin_failures(SigninKind::Console, &carol.user_id, "127.0.0.1")
+            .await
+            .expect("failures");
+        assert_eq!(here.failures, 6, "{backend}");
+        assert!(here.locked_until > now_ms() - 1000, "{backend}: {here:?}");
+        let there = store
+            .signin_failures(SigninKind::Console, &carol.user_id, "127.0.0.2")
+            .await
+            .expect("failures");
+        assert!(there.known && there.failures == 0, "{backend}: {there:?}");
+
+        // The portal shares the code.
+        let (_, instance) = store
+            .create_organization(&account, "management", "admin@example.com")
+            .await
+            .expect("organization");
+        let user = store
+            .create_sso_user(&instance.identity_store_id, "frank", "Frank", None)
+            .await
+            .expect("user");
+        let link = seashell_server::portal::invite(store, &user.user_id)
+            .await
+            .expect("invite");
+        let token = link.split("token=").nth(1).expect("token");
+        let (status, _) = post_from(
+            HERE,
+            &format!("{base}/start/setup"),
+            &[
+                ("token", token),
+                ("password", "Frank-2026-portal"),
+                ("confirm", "Frank-2026-portal"),
+            ],
+        )
+        .await;
+        assert!(status < 400, "{backend}: setup {status}");
+        let url = format!("{base}/start/signin");
+        let wrong = [("username", "frank"), ("password", "wrong-password")];
+        let right = [("username", "frank"), ("password", "Frank-2026-portal")];
+        for _ in 0..6 {
+            assert_eq!(post_from(HERE, &url, &wrong).await.0, 401, "{backend}");
+        }
+        assert_eq!(
+            post_from(HERE, &url, &right).await.0,
+            401,
+            "{backend}: the guessing address is locked out of the portal"
+        );
+        assert_eq!(
+            post_from(THERE, &url, &right).await.0,
+            303,
+            "{backend}: another address signs in to the portal"
+        );
+        let here = store
+            .signin_failures(SigninKind::Portal, &user.user_id, "127.0.0.1")
+            .await
+            .expect("failures");
+        assert_eq!(here.failures, 6, "{backend}: {here:?}");
+
+        running.run_until(async {}).await.expect("stop");
+        db.drop_db().await;
+    }
+}
+
+/// The per-user backstop: failures spread over many addresses (each
+/// within its own free five) lock out addresses the user never signed in
+/// from, and spare the one the user signs in from.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backstop_locks_unfamiliar_addresses_only() {
+    for db in common::databases().await {
+        let backend = db.backend;
+        let running = seashell_server::start(config(&db)).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        let store = &running.state().store;
+        let account = running.first_account.account_id.clone();
+        let dave = store
+            .create_user(&account, "dave", "/")
+            .await
+            .expect("user");
+        let password = "Dave-password-1";
+        store
+            .set_password(
+                &dave.user_id,
+                &seashell_server::password::hash(password).expect("hash"),
+                false,
+            )
+            .await
+            .expect("password");
+        let url = format!("{base}/signin");
+        let good = [
+            ("account", account.as_str()),
+            ("username", "dave"),
+            ("password", password),
+        ];
+        // dave signs in from 127.0.0.2, as every day.
+        assert_eq!(post_from(THERE, &url, &good).await.0, 303, "{backend}");
+
+        // 21 addresses guess 5 times each: 105 failures, none locked alone.
+        let guessers: Vec<_> = (1..=21u8)
+            .map(|i| {
+                let url = url.clone();
+                let account = account.clone();
+                tokio::spawn(async move {
+                    let bad = [
+                        ("account", account.as_str()),
+                        ("username", "dave"),
+                        ("password", "wrong-Password-1"),
+                    ];
+                    for _ in 0..5 {
+                        assert_eq!(post_from([127, 0, 1, i], &url, &bad).await.0, 401);
+                    }
+                })
+            })
+            .collect();
+        for g in guessers {
+            g.await.expect("guesser");
+        }
+        let all = store
+            .signin_failures(SigninKind::Console, &dave.user_id, "*")
+            .await
+            .expect("failures");
+        assert!(all.failures > 100, "{backend}: {all:?}");
+        assert!(all.locked_until > now_ms(), "{backend}: {all:?}");
+
+        // A fresh address is refused even with the right password; dave's
+        // own still signs in.
+        assert_eq!(
+            post_from([127, 0, 2, 1], &url, &good).await,
+            (401, "Failed".to_string()),
+            "{backend}: the backstop locks out unfamiliar addresses"
+        );
+        assert_eq!(
+            post_from(THERE, &url, &good).await.0,
+            303,
+            "{backend}: a known address is spared"
+        );
 
         running.run_until(async {}).await.expect("stop");
         db.drop_db().await;

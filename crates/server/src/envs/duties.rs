@@ -52,6 +52,7 @@ pub async fn run_once(state: &AppState) {
         return;
     }
     let _ = state.store.purge_stream_tokens().await;
+    let _ = state.store.purge_spent_file_urls().await;
     match state.store.all_environments().await {
         Ok(all) => {
             for env in all.iter().filter(|e| e.status == RUNNING) {
@@ -152,16 +153,14 @@ async fn delete_home(state: &AppState, home: &HomeRow) -> Result<(), String> {
     let envs = &state.envs;
     let store = &state.store;
     let env = store
-        .environment_by_key(&home.account_id, &home.principal_arn, &home.region, "")
+        .environment_by_key(&home.account_id, &home.principal_id, &home.region, "")
         .await
         .map_err(|e| e.to_string())?;
     let environment_id = env.as_ref().map(|e| e.environment_id.clone());
     match &env {
         // In use: the clock restarts instead.
         Some(env) if env.status != SUSPENDED => {
-            let _ = store
-                .touch_home(&home.account_id, &home.principal_arn, &home.region)
-                .await;
+            let _ = store.touch_home(env).await;
             return Ok(());
         }
         Some(env) => {
@@ -175,8 +174,11 @@ async fn delete_home(state: &AppState, home: &HomeRow) -> Result<(), String> {
         }
         None => {
             let backend = envs.backend_now().ok_or("environments are unavailable")?;
-            let key =
-                seashell_runtime::HomeKey::new(&home.account_id, &home.principal_arn, &home.region);
+            let key = seashell_runtime::HomeKey::new(
+                &home.account_id,
+                &home.home_principal,
+                &home.region,
+            );
             let runtime = backend.runtime.clone();
             tokio::task::spawn_blocking(move || runtime.delete_home(&key))
                 .await
@@ -185,7 +187,7 @@ async fn delete_home(state: &AppState, home: &HomeRow) -> Result<(), String> {
         }
     }
     store
-        .forget_home(&home.account_id, &home.principal_arn, &home.region)
+        .forget_home(&home.account_id, &home.principal_id, &home.region)
         .await
         .map_err(|e| e.to_string())?;
     let days = envs.settings().home_retention_days;

@@ -49,7 +49,7 @@ impl Environments {
         let name = name.unwrap_or_default();
         let store = self.store();
         if let Some(env) = store
-            .environment_by_key(&caller.account_id, &caller.arn, region, name)
+            .environment_by_key(&caller.account_id, &caller.principal_id, region, name)
             .await
             .map_err(internal)?
         {
@@ -57,7 +57,7 @@ impl Environments {
         }
         if vpc.is_some() {
             let have = store
-                .count_vpc_environments(&caller.account_id, &caller.arn)
+                .count_vpc_environments(&caller.account_id, &caller.principal_id)
                 .await
                 .map_err(internal)?;
             let max = self.settings().max_vpc_environments;
@@ -74,6 +74,8 @@ impl Environments {
             environment_id: uuid::Uuid::new_v4().to_string(),
             account_id: caller.account_id.clone(),
             principal_arn: caller.arn.clone(),
+            principal_id: caller.principal_id.clone(),
+            home_principal: caller.principal_id.clone(),
             region: region.to_string(),
             name: name.to_string(),
             vpc_config: vpc
@@ -97,7 +99,7 @@ impl Environments {
             // Two creates raced: the other one's environment is the answer.
             Err(StoreError::AlreadyExists(_)) => {
                 return store
-                    .environment_by_key(&caller.account_id, &caller.arn, region, name)
+                    .environment_by_key(&caller.account_id, &caller.principal_id, region, name)
                     .await
                     .map_err(internal)?
                     .ok_or_else(|| conflict("The environment is being created; try again."));
@@ -187,6 +189,37 @@ impl Environments {
         let id = id.to_string();
         tokio::spawn(async move { this.finish_delete(&id).await });
         Ok(DELETING.to_string())
+    }
+
+    /// Deletes every environment of a principal (and so its homes), in the
+    /// background: for `DeleteUser`, whose environments nobody can reach
+    /// any more.
+    pub async fn delete_all_of(&self, account_id: &str, principal_id: &str) {
+        let envs = match self
+            .store()
+            .environments_of_principal(account_id, principal_id)
+            .await
+        {
+            Ok(envs) => envs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list a deleted principal's environments");
+                return;
+            }
+        };
+        for env in envs {
+            let id = env.environment_id;
+            if let Err(e) = self
+                .store()
+                .set_environment_status(&id, &[], DELETING, None)
+                .await
+            {
+                tracing::warn!(environment = %id, error = %e, "cannot delete a deleted principal's environment");
+                continue;
+            }
+            tracing::info!(environment = %id, "deleting: its principal was deleted");
+            let this = self.clone();
+            tokio::spawn(async move { this.finish_delete(&id).await });
+        }
     }
 
     /// Refuses new work once the account's monthly usage in the region is
@@ -317,7 +350,7 @@ impl Environments {
             Ok(hub) => {
                 let now = now_ms();
                 let store = self.store();
-                let home = store.touch_home(&env.account_id, &env.principal_arn, &env.region);
+                let home = store.touch_home(&env);
                 if env.vpc_config.is_none() {
                     if let Err(e) = home.await {
                         tracing::warn!(error = %e, "cannot record the home's use");
@@ -494,7 +527,7 @@ impl Environments {
         }
         if env.vpc_config.is_none() {
             let _ = store
-                .forget_home(&env.account_id, &env.principal_arn, &env.region)
+                .forget_home(&env.account_id, &env.principal_id, &env.region)
                 .await;
         }
         let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());

@@ -267,7 +267,9 @@ impl Environments {
         }
     }
 
-    /// An environment of `caller`'s, or `ResourceNotFoundException` (also
+    /// An environment of `caller`'s (by the caller's stable principal ID,
+    /// never the ARN, which a re-created user or another role's session of
+    /// the same name would share), or `ResourceNotFoundException` (also
     /// for someone else's: its existence is not revealed).
     pub async fn owned(&self, caller: &Caller, id: &str) -> Result<EnvironmentRow, ApiError> {
         let env = self
@@ -276,7 +278,10 @@ impl Environments {
             .await
             .map_err(|e| ApiError::internal(&e))?;
         match env {
-            Some(env) if env.account_id == caller.account_id && env.principal_arn == caller.arn => {
+            Some(env)
+                if env.account_id == caller.account_id
+                    && env.principal_id == caller.principal_id =>
+            {
                 Ok(env)
             }
             _ => Err(not_found(id)),
@@ -290,7 +295,7 @@ impl Environments {
         region: &str,
     ) -> Result<Vec<EnvironmentRow>, ApiError> {
         self.store()
-            .environments_of(&caller.account_id, &caller.arn, region)
+            .environments_of(&caller.account_id, &caller.principal_id, region)
             .await
             .map_err(|e| ApiError::internal(&e))
     }
@@ -299,7 +304,7 @@ impl Environments {
     fn home_key(env: &EnvironmentRow) -> Option<HomeKey> {
         env.vpc_config
             .is_none()
-            .then(|| HomeKey::new(&env.account_id, &env.principal_arn, &env.region))
+            .then(|| HomeKey::new(&env.account_id, &env.home_principal, &env.region))
     }
 
     fn runtime_id(id: &str) -> Result<EnvironmentId, ApiError> {

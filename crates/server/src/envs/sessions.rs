@@ -362,11 +362,7 @@ impl Environments {
     /// Restarts the home's retention clock.
     async fn touch(&self, env: &crate::store::cloudshell::EnvironmentRow) {
         if env.vpc_config.is_none() {
-            if let Err(e) = self
-                .store()
-                .touch_home(&env.account_id, &env.principal_arn, &env.region)
-                .await
-            {
+            if let Err(e) = self.store().touch_home(env).await {
                 tracing::warn!(error = %e, "cannot record the home's use");
             }
         }

@@ -47,7 +47,7 @@ pub async fn handle(
             request_parameters: None,
             response_elements: None,
         }),
-        "GetSessionToken" => get_session_token(state, caller, req, request_id).await,
+        "GetSessionToken" => get_session_token(state, caller, info, req, request_id).await,
         "AssumeRole" => assume_role(state, caller, info, req, request_id).await,
         other => Err(ApiError::invalid_action(other)),
     }
@@ -58,6 +58,7 @@ pub async fn handle(
 async fn get_session_token(
     state: &AppState,
     caller: &Caller,
+    info: &RequestInfo,
     req: &QueryRequest,
     request_id: &str,
 ) -> Result<Handled, ApiError> {
@@ -101,10 +102,13 @@ async fn get_session_token(
             // Codes count against the same lockout as console sign-ins, so
             // stolen keys cannot be used to guess one.
             let now_ms = now_ms();
+            // Counted per client address, like console sign-ins.
+            let source = crate::signin::lock_source(&info.source_ip.to_string());
             if crate::signin::locked_out(
                 state,
                 crate::store::console::SigninKind::Console,
                 &caller.user_id,
+                &source,
                 now_ms,
             )
             .await
@@ -127,6 +131,7 @@ async fn get_session_token(
                     state,
                     crate::store::console::SigninKind::Console,
                     &caller.user_id,
+                    &source,
                 )
                 .await;
                 return Err(denied());

@@ -13,8 +13,14 @@ pub struct EnvironmentRow {
     pub environment_id: String,
     /// The owner's account.
     pub account_id: String,
-    /// The owner.
+    /// The owner's ARN when the environment was created.
     pub principal_arn: String,
+    /// The owner: the principal's stable ID (`AIDA…`, `AROA…:session`),
+    /// what ownership is decided by (migration `0009_principal_ids.sql`).
+    pub principal_id: String,
+    /// The principal part of the home's `HomeKey`: the stable ID, or the ARN
+    /// for a home from before `0009_principal_ids.sql`.
+    pub home_principal: String,
     /// The region.
     pub region: String,
     /// `""` for the public environment, else the VPC environment's name.
@@ -45,8 +51,8 @@ pub struct EnvironmentRow {
     pub updated_at: i64,
 }
 
-const ENV_COLUMNS: &str = "environment_id, account_id, principal_arn, region, name, vpc_config, \
-     status, status_reason, layout, idle_since, heartbeat_at, running_since, \
+const ENV_COLUMNS: &str = "environment_id, account_id, principal_arn, principal_id, \
+     home_principal, region, name, vpc_config, status, status_reason, layout, idle_since, heartbeat_at, running_since, \
      credentials_console_session, credentials_access_key_id, credentials_expires_at, \
      created_at, updated_at";
 
@@ -55,6 +61,8 @@ fn env_from_row(row: &AnyRow) -> Result<EnvironmentRow, sqlx::Error> {
         environment_id: row.try_get("environment_id")?,
         account_id: row.try_get("account_id")?,
         principal_arn: row.try_get("principal_arn")?,
+        principal_id: row.try_get("principal_id")?,
+        home_principal: row.try_get("home_principal")?,
         region: row.try_get("region")?,
         name: row.try_get("name")?,
         vpc_config: row.try_get("vpc_config")?,
@@ -114,8 +122,12 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRow, sqlx::Error> {
 pub struct HomeRow {
     /// The owner's account.
     pub account_id: String,
-    /// The owner.
+    /// The ARN it was last used as (for the record of its deletion).
     pub principal_arn: String,
+    /// The owner's stable ID (see [`EnvironmentRow::principal_id`]).
+    pub principal_id: String,
+    /// The principal part of its `HomeKey`.
+    pub home_principal: String,
     /// The region.
     pub region: String,
     /// Last used (ms).
@@ -139,12 +151,14 @@ impl Store {
     pub async fn insert_environment(&self, env: &EnvironmentRow) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO cloudshell_environments ({ENV_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         );
         sqlx::query(&sql)
             .bind(&env.environment_id)
             .bind(&env.account_id)
             .bind(&env.principal_arn)
+            .bind(&env.principal_id)
+            .bind(&env.home_principal)
             .bind(&env.region)
             .bind(&env.name)
             .bind(env.vpc_config.clone())
@@ -183,17 +197,17 @@ impl Store {
     pub async fn environment_by_key(
         &self,
         account_id: &str,
-        principal_arn: &str,
+        principal_id: &str,
         region: &str,
         name: &str,
     ) -> Result<Option<EnvironmentRow>, StoreError> {
         let sql = format!(
             "SELECT {ENV_COLUMNS} FROM cloudshell_environments \
-             WHERE account_id = $1 AND principal_arn = $2 AND region = $3 AND name = $4"
+             WHERE account_id = $1 AND principal_id = $2 AND region = $3 AND name = $4"
         );
         let row = sqlx::query(&sql)
             .bind(account_id)
-            .bind(principal_arn)
+            .bind(principal_id)
             .bind(region)
             .bind(name)
             .fetch_optional(&self.pool)
@@ -208,18 +222,37 @@ impl Store {
     pub async fn environments_of(
         &self,
         account_id: &str,
-        principal_arn: &str,
+        principal_id: &str,
         region: &str,
     ) -> Result<Vec<EnvironmentRow>, StoreError> {
         let sql = format!(
             "SELECT {ENV_COLUMNS} FROM cloudshell_environments \
-             WHERE account_id = $1 AND principal_arn = $2 AND region = $3 \
+             WHERE account_id = $1 AND principal_id = $2 AND region = $3 \
              ORDER BY created_at, environment_id"
         );
         let found = sqlx::query(&sql)
             .bind(account_id)
-            .bind(principal_arn)
+            .bind(principal_id)
             .bind(region)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing environments"))?;
+        rows(found, env_from_row, "listing environments")
+    }
+
+    /// A principal's environments in every region (for `DeleteUser`).
+    pub async fn environments_of_principal(
+        &self,
+        account_id: &str,
+        principal_id: &str,
+    ) -> Result<Vec<EnvironmentRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ENV_COLUMNS} FROM cloudshell_environments \
+             WHERE account_id = $1 AND principal_id = $2 ORDER BY environment_id"
+        );
+        let found = sqlx::query(&sql)
+            .bind(account_id)
+            .bind(principal_id)
             .fetch_all(&self.pool)
             .await
             .map_err(query_err("listing environments"))?;
@@ -241,14 +274,14 @@ impl Store {
     pub async fn count_vpc_environments(
         &self,
         account_id: &str,
-        principal_arn: &str,
+        principal_id: &str,
     ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM cloudshell_environments \
-             WHERE account_id = $1 AND principal_arn = $2 AND vpc_config IS NOT NULL",
+             WHERE account_id = $1 AND principal_id = $2 AND vpc_config IS NOT NULL",
         )
         .bind(account_id)
-        .bind(principal_arn)
+        .bind(principal_id)
         .fetch_one(&self.pool)
         .await
         .map_err(query_err("counting environments"))?;
@@ -559,6 +592,37 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Spends the upload URL `url_id` (valid until `expires_at_ms`): true
+    /// the first time, false if it was spent before. One atomic insert, so
+    /// of two uploads racing with one URL exactly one gets true.
+    pub async fn spend_file_url(
+        &self,
+        url_id: &str,
+        expires_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO cloudshell_spent_file_urls (url_id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (url_id) DO NOTHING",
+        )
+        .bind(url_id)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("spending a file URL"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets spent upload URLs that have expired (they are refused as
+    /// expired anyway).
+    pub async fn purge_spent_file_urls(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM cloudshell_spent_file_urls WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("purging spent file URLs"))?;
+        Ok(done.rows_affected())
+    }
+
     /// Adds running time to an account's usage for a region and month.
     pub async fn add_usage(
         &self,
@@ -653,20 +717,21 @@ impl Store {
             .map_err(query_err("reading usage"))
     }
 
-    /// Records that a home was used now (its retention clock restarts).
-    pub async fn touch_home(
-        &self,
-        account_id: &str,
-        principal_arn: &str,
-        region: &str,
-    ) -> Result<(), StoreError> {
+    /// Records that the home of `env` was used now (its retention clock
+    /// restarts).
+    pub async fn touch_home(&self, env: &EnvironmentRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO cloudshell_homes (account_id, principal_arn, region, last_used_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (account_id, principal_arn, region) DO UPDATE SET last_used_at = $4",
+            "INSERT INTO cloudshell_homes \
+             (account_id, principal_id, home_principal, principal_arn, region, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (account_id, principal_id, region) \
+             DO UPDATE SET last_used_at = $6, principal_arn = $4",
         )
-        .bind(account_id)
-        .bind(principal_arn)
-        .bind(region)
+        .bind(&env.account_id)
+        .bind(&env.principal_id)
+        .bind(&env.home_principal)
+        .bind(&env.principal_arn)
+        .bind(&env.region)
         .bind(now_ms())
         .execute(&self.pool)
         .await
@@ -677,7 +742,8 @@ impl Store {
     /// Homes last used before `cutoff_ms`.
     pub async fn homes_unused_since(&self, cutoff_ms: i64) -> Result<Vec<HomeRow>, StoreError> {
         let found = sqlx::query(
-            "SELECT account_id, principal_arn, region, last_used_at FROM cloudshell_homes \
+            "SELECT account_id, principal_id, home_principal, principal_arn, region, last_used_at \
+             FROM cloudshell_homes \
              WHERE last_used_at < $1 ORDER BY last_used_at",
         )
         .bind(cutoff_ms)
@@ -688,6 +754,8 @@ impl Store {
             Ok(HomeRow {
                 account_id: r.try_get("account_id")?,
                 principal_arn: r.try_get("principal_arn")?,
+                principal_id: r.try_get("principal_id")?,
+                home_principal: r.try_get("home_principal")?,
                 region: r.try_get("region")?,
                 last_used_at: r.try_get("last_used_at")?,
             })
@@ -699,17 +767,17 @@ impl Store {
     pub async fn set_home_last_used(
         &self,
         account_id: &str,
-        principal_arn: &str,
+        principal_id: &str,
         region: &str,
         last_used_at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE cloudshell_homes SET last_used_at = $1 \
-             WHERE account_id = $2 AND principal_arn = $3 AND region = $4",
+             WHERE account_id = $2 AND principal_id = $3 AND region = $4",
         )
         .bind(last_used_at)
         .bind(account_id)
-        .bind(principal_arn)
+        .bind(principal_id)
         .bind(region)
         .execute(&self.pool)
         .await
@@ -721,12 +789,12 @@ impl Store {
     pub async fn forget_home(
         &self,
         account_id: &str,
-        principal_arn: &str,
+        principal_id: &str,
         region: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM cloudshell_homes WHERE account_id = $1 AND principal_arn = $2 AND region = $3")
+        sqlx::query("DELETE FROM cloudshell_homes WHERE account_id = $1 AND principal_id = $2 AND region = $3")
             .bind(account_id)
-            .bind(principal_arn)
+            .bind(principal_id)
             .bind(region)
             .execute(&self.pool)
             .await

@@ -140,14 +140,20 @@ pub struct TemporaryCredential {
     pub created_at: i64,
 }
 
-/// A user's recent failed sign-ins.
+/// A user's recent failed sign-ins from one source (a client address, or
+/// [`ALL_SOURCES`] for the per-user backstop).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SigninFailures {
     /// Consecutive failures.
     pub failures: i64,
     /// No sign-in is accepted before this (milliseconds since the epoch).
     pub locked_until: i64,
+    /// Whether the user has signed in from this source.
+    pub known: bool,
 }
+
+/// The source under which failures from every address are counted.
+pub const ALL_SOURCES: &str = "*";
 
 impl Store {
     /// The account named by a 12-digit ID or an alias, if it exists.
@@ -178,18 +184,21 @@ impl Store {
         }
     }
 
-    /// A user's failed sign-in record.
+    /// A user's failed sign-in record for one source (migration
+    /// `0011_signin_failures_by_address.sql`).
     pub async fn signin_failures(
         &self,
         kind: SigninKind,
         user_id: &str,
+        source: &str,
     ) -> Result<SigninFailures, StoreError> {
         let sql = format!(
-            "SELECT failures, locked_until FROM {} WHERE user_id = $1",
+            "SELECT failures, locked_until, known FROM {} WHERE user_id = $1 AND source = $2",
             kind.table()
         );
         let row = sqlx::query(&sql)
             .bind(user_id)
+            .bind(source)
             .fetch_optional(&self.pool)
             .await
             .map_err(query_err("reading sign-in failures"))?;
@@ -203,24 +212,31 @@ impl Store {
             locked_until: row
                 .try_get("locked_until")
                 .map_err(query_err("reading sign-in failures"))?,
+            known: row
+                .try_get::<i64, _>("known")
+                .map_err(query_err("reading sign-in failures"))?
+                != 0,
         })
     }
 
-    /// Counts one more failed sign-in (a wrong password or MFA code) in a
-    /// single statement, so parallel guesses are all counted; the count.
+    /// Counts one more failed sign-in (a wrong password or MFA code) from
+    /// `source` in a single statement, so parallel guesses are all counted;
+    /// the count.
     pub async fn record_signin_failure(
         &self,
         kind: SigninKind,
         user_id: &str,
+        source: &str,
     ) -> Result<i64, StoreError> {
         let table = kind.table();
         let sql = format!(
-            "INSERT INTO {table} (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = {table}.failures + 1 \
+            "INSERT INTO {table} (user_id, source, failures, locked_until) VALUES ($1, $2, 1, 0) \
+             ON CONFLICT (user_id, source) DO UPDATE SET failures = {table}.failures + 1 \
              RETURNING failures"
         );
         let row = sqlx::query(&sql)
             .bind(user_id)
+            .bind(source)
             .fetch_one(&self.pool)
             .await
             .map_err(query_err("recording sign-in failure"))?;
@@ -228,20 +244,23 @@ impl Store {
             .map_err(query_err("recording sign-in failure"))
     }
 
-    /// Refuses sign-ins until `until` (milliseconds since the epoch), unless
-    /// a later lock is already set.
+    /// Refuses sign-ins from `source` until `until` (milliseconds since the
+    /// epoch), unless a later lock is already set.
     pub async fn lock_signin(
         &self,
         kind: SigninKind,
         user_id: &str,
+        source: &str,
         until: i64,
     ) -> Result<(), StoreError> {
         let sql = format!(
-            "UPDATE {} SET locked_until = $2 WHERE user_id = $1 AND locked_until < $2",
+            "UPDATE {} SET locked_until = $3 \
+             WHERE user_id = $1 AND source = $2 AND locked_until < $3",
             kind.table()
         );
         sqlx::query(&sql)
             .bind(user_id)
+            .bind(source)
             .bind(until)
             .execute(&self.pool)
             .await
@@ -249,19 +268,41 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets a user's failed sign-ins (after a successful one).
+    /// After a successful sign-in from `source`: forgets its failures and
+    /// the backstop's, and remembers the source as one the user signs in
+    /// from.
     pub async fn clear_signin_failures(
         &self,
         kind: SigninKind,
         user_id: &str,
+        source: &str,
     ) -> Result<(), StoreError> {
-        let sql = format!("DELETE FROM {} WHERE user_id = $1", kind.table());
-        sqlx::query(&sql)
-            .bind(user_id)
-            .execute(&self.pool)
+        let table = kind.table();
+        let mut tx = self
+            .write_tx()
             .await
             .map_err(query_err("clearing sign-in failures"))?;
-        Ok(())
+        sqlx::query(&format!(
+            "INSERT INTO {table} (user_id, source, failures, locked_until, known) \
+             VALUES ($1, $2, 0, 0, 1) \
+             ON CONFLICT (user_id, source) DO UPDATE SET failures = 0, locked_until = 0, known = 1"
+        ))
+        .bind(user_id)
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("clearing sign-in failures"))?;
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE user_id = $1 AND source = $2"
+        ))
+        .bind(user_id)
+        .bind(ALL_SOURCES)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("clearing sign-in failures"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("clearing sign-in failures"))
     }
 
     /// Starts a console session.

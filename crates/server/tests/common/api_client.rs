@@ -55,6 +55,21 @@ impl Api {
         }
     }
 
+    /// A client with temporary credentials (access key, secret, session
+    /// token), in us-east-1.
+    pub fn with_session(base: &str, key: (&str, &str, &str)) -> Api {
+        Api {
+            base: base.to_string(),
+            key: (
+                key.0.to_string(),
+                key.1.to_string(),
+                Some(key.2.to_string()),
+            ),
+            region: "us-east-1".into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// The same caller in another region.
     pub fn in_region(&self, region: &str) -> Api {
         Api {

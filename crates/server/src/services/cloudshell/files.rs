@@ -3,10 +3,16 @@
 //! `getFileUploadUrls` / `getFileDownloadUrls` return a URL
 //! `/v1/files/<EnvironmentId>?op=…&path=…&principal=…&expires=…&signature=…`
 //! whose signature is an HMAC-SHA256, under a key only the server holds,
-//! over the method, the environment, the path, the principal and the expiry.
+//! over the method, the environment, the path, the principal, the access
+//! key that asked for it (`key`), a random URL id (`id`) and the expiry.
 //! A URL works for one purpose (upload or download) and at most
-//! [`MAX_TTL_SECONDS`]; the bytes stream through the agent into or out of
-//! the home directory, where the agent confines every path (`openat2`).
+//! [`MAX_TTL_SECONDS`], and only while the credentials that asked for it
+//! are valid: a console session that signed out (its credentials are
+//! revoked), revoked or expired temporary credentials, a deleted or
+//! deactivated access key all end their URLs. An upload URL works once
+//! (its id is spent in the store). The bytes stream through the agent into
+//! or out of the home directory, where the agent confines every path
+//! (`openat2`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,13 +91,7 @@ impl UrlKey {
     fn sign(&self, fields: &Signed<'_>) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
-        for part in [
-            fields.op,
-            fields.environment_id,
-            fields.path,
-            fields.principal,
-            &fields.expires.to_string(),
-        ] {
+        for part in fields.parts() {
             // Length-prefixed, so no two field lists sign alike.
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
@@ -105,13 +105,7 @@ impl UrlKey {
         };
         let mut mac =
             Hmac::<Sha256>::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
-        for part in [
-            fields.op,
-            fields.environment_id,
-            fields.path,
-            fields.principal,
-            &fields.expires.to_string(),
-        ] {
+        for part in fields.parts() {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
@@ -119,12 +113,32 @@ impl UrlKey {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Signed<'a> {
     op: &'a str,
     environment_id: &'a str,
     path: &'a str,
     principal: &'a str,
+    /// The access key id of the credentials that asked for the URL (for a
+    /// console session, its temporary credentials).
+    key: &'a str,
+    /// A random id: what a spent upload URL is remembered by.
+    id: &'a str,
     expires: i64,
+}
+
+impl Signed<'_> {
+    fn parts(&self) -> [String; 7] {
+        [
+            self.op.to_string(),
+            self.environment_id.to_string(),
+            self.path.to_string(),
+            self.principal.to_string(),
+            self.key.to_string(),
+            self.id.to_string(),
+            self.expires.to_string(),
+        ]
+    }
 }
 
 /// A path as the guide allows it: relative to the home directory, or
@@ -212,18 +226,25 @@ pub(super) async fn presign(
     }
     let expires = chrono::Utc::now().timestamp() + MAX_TTL_SECONDS;
     let op = if upload { "upload" } else { "download" };
+    let mut nonce = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let url_id = hex::encode(nonce);
     let fields = Signed {
         op,
         environment_id: id,
         path: relative,
-        principal: &caller.arn,
+        principal: &caller.principal_id,
+        key: &caller.access_key_id,
+        id: &url_id,
         expires,
     };
     let signature = state.file_urls.sign(&fields);
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("op", op)
         .append_pair("path", relative)
-        .append_pair("principal", &caller.arn)
+        .append_pair("principal", &caller.principal_id)
+        .append_pair("key", &caller.access_key_id)
+        .append_pair("id", &url_id)
         .append_pair("expires", &expires.to_string())
         .append_pair("signature", &signature)
         .finish();
@@ -252,6 +273,8 @@ pub struct FileQuery {
     op: String,
     path: String,
     principal: String,
+    key: String,
+    id: String,
     expires: i64,
     signature: String,
 }
@@ -281,6 +304,8 @@ async fn check(
         environment_id,
         path: &q.path,
         principal: &q.principal,
+        key: &q.key,
+        id: &q.id,
         expires: q.expires,
     };
     let now = chrono::Utc::now().timestamp();
@@ -298,8 +323,9 @@ async fn check(
             "The URL has expired; ask for a new one.",
         ));
     }
+    credentials_valid(state, &q.key).await?;
     let env = match state.store.environment(environment_id).await {
-        Ok(Some(env)) if env.principal_arn == q.principal => env,
+        Ok(Some(env)) if env.principal_id == q.principal => env,
         Ok(_) => {
             return Err(refuse(
                 StatusCode::NOT_FOUND,
@@ -319,13 +345,70 @@ async fn check(
             "Files cannot be transferred to or from a VPC environment.",
         ));
     }
-    match (env.status.as_str(), state.envs.hub(environment_id)) {
-        (status::RUNNING, Some(hub)) => Ok(hub),
-        (s, _) => Err(refuse(
-            StatusCode::CONFLICT,
-            "ConflictException",
-            format!("The environment must be RUNNING to transfer files; it is {s}."),
+    let hub = match (env.status.as_str(), state.envs.hub(environment_id)) {
+        (status::RUNNING, Some(hub)) => hub,
+        (s, _) => {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                "ConflictException",
+                format!("The environment must be RUNNING to transfer files; it is {s}."),
+            ))
+        }
+    };
+    // Spent only once everything else passed, so a URL refused for a
+    // stopped environment can be used after a start; an upload that fails
+    // midway still spends it (ask for a new URL).
+    if op == "upload" {
+        match state
+            .store
+            .spend_file_url(&q.id, q.expires.saturating_mul(1000))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                "This upload URL was already used; an upload URL works once. Ask for a new one.",
+            )),
+            Err(e) => {
+                let err = ApiError::internal(&e);
+                return Err(refuse(err.status, &err.code, err.message));
+            }
+        }
+    }
+    Ok(hub)
+}
+
+/// Refuses a URL whose credentials are no longer valid: temporary
+/// credentials (`ASIA…`, also a console session's) revoked — at sign-out,
+/// when a user or an assignment goes — or expired, or gone; a long-term key
+/// deleted or deactivated.
+async fn credentials_valid(state: &AppState, key: &str) -> Result<(), Response> {
+    let valid = if key.starts_with("ASIA") {
+        state
+            .store
+            .temporary_credential(key)
+            .await
+            .map(|c| c.is_some_and(|c| !c.revoked && c.expires_at > crate::store::now_ms()))
+    } else {
+        state
+            .store
+            .access_key(key)
+            .await
+            .map(|k| k.is_some_and(|k| k.active))
+    };
+    match valid {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "The credentials that asked for this URL are no longer valid (signed out, revoked, \
+             expired, deleted or deactivated); sign in again and ask for a new URL.",
         )),
+        Err(e) => {
+            let err = ApiError::internal(&e);
+            Err(refuse(err.status, &err.code, err.message))
+        }
     }
 }
 
@@ -491,7 +574,9 @@ mod tests {
             op: "upload",
             environment_id: "e1",
             path: "a.txt",
-            principal: "arn:aws:iam::1:user/a",
+            principal: "AIDAA",
+            key: "AKIAA",
+            id: "00",
             expires: 100,
         };
         let sig = key.sign(&f);
@@ -507,9 +592,11 @@ mod tests {
             },
             Signed { path: "b.txt", ..f },
             Signed {
-                principal: "arn:aws:iam::1:user/b",
+                principal: "AIDAB",
                 ..f
             },
+            Signed { key: "AKIAB", ..f },
+            Signed { id: "01", ..f },
             Signed { expires: 101, ..f },
         ] {
             assert!(!key.verify(&altered, &sig));

@@ -103,6 +103,14 @@ pub async fn delete(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     ctx.authorize(&arn).await?;
     let user = user.ok_or_else(|| no_such_user(ctx.req.param("UserName").unwrap_or_default()))?;
     ctx.store().delete_user(&user.user_id).await?;
+    // The user's environments and homes go with the user. Nobody else could
+    // reach them anyway (they belong to this user ID, and a user created
+    // again under this name gets a new one), so a failure here only leaves
+    // them to the retention janitor.
+    ctx.state
+        .envs
+        .delete_all_of(&user.account_id, &user.user_id)
+        .await;
     Ok(ctx.empty())
 }
 
