@@ -391,7 +391,7 @@ pub async fn start_session(
     mfa_used: bool,
     source_ip: &str,
     credential_type: &str,
-) -> Result<String, crate::store::StoreError> {
+) -> Result<String, SessionError> {
     let token = random_token(32);
     let expires = now_ms() + i64::try_from(SESSION_LIFETIME.as_millis()).unwrap_or(i64::MAX);
     state
@@ -404,8 +404,23 @@ pub async fn start_session(
             expires,
         )
         .await?;
-    audit_signin(state, Some(user), true, source_ip, credential_type).await;
+    if !audit_signin(state, Some(user), true, source_ip, credential_type).await {
+        // A sign-in the trail does not show must not happen.
+        state.store.revoke_portal_session(&token_hash(&token)).await?;
+        return Err(SessionError::Unrecorded);
+    }
     Ok(token)
+}
+
+/// Why a portal session was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The sign-in's audit record could not be written.
+    #[error("the sign-in record cannot be written; no session was started")]
+    Unrecorded,
 }
 
 /// The answer to a successful sign-in: the session cookie, then `next`.
@@ -433,7 +448,7 @@ async fn audit_signin(
     success: bool,
     source_ip: &str,
     credential_type: &str,
-) {
+) -> bool {
     let identity = match user {
         Some(u) => identity_of(state, u).await,
         None => seashell_audit::UserIdentity::new(seashell_audit::IdentityType::Unknown),
@@ -457,7 +472,7 @@ async fn audit_signin(
             .error("Failed", GENERIC_FAILURE)
             .response_elements(json!({"UserAuthentication": "Failure"}))
     };
-    crate::http::audit(state, record.build()).await;
+    crate::http::audit(state, record.build()).await
 }
 
 /// A form with only the CSRF token.

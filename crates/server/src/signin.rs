@@ -98,6 +98,9 @@ pub enum Refusal {
     /// Too many attempts from the client's address: nothing was checked;
     /// try again after this many seconds.
     Throttled(u64),
+    /// The sign-in's audit record could not be written, so no session was
+    /// started: a sign-in the trail does not show must not happen.
+    Unavailable,
 }
 
 /// A started session: what the browser gets.
@@ -282,7 +285,7 @@ async fn attempt(
         )
         .await
         .map_err(|e| internal(&e))?;
-    audit_login(
+    if !audit_login(
         state,
         &user.account_id,
         Some(&user),
@@ -290,7 +293,13 @@ async fn attempt(
         true,
         source_ip,
     )
-    .await;
+    .await
+    {
+        if let Err(e) = state.store.revoke_console_session(&hash).await {
+            tracing::error!(error = %e, "cannot end the unrecorded console session");
+        }
+        return Err(Refusal::Unavailable);
+    }
     Ok(Started {
         token,
         csrf_token,
@@ -406,7 +415,7 @@ async fn audit_login(
     mfa_used: bool,
     success: bool,
     source_ip: &str,
-) {
+) -> bool {
     let identity = match user {
         Some(u) => seashell_audit::UserIdentity::iam_user(&u.account_id, &u.name, &u.user_id),
         None => ConsoleLogin::unknown_user(account_id),
@@ -427,10 +436,7 @@ async fn audit_login(
     .into_builder()
     .source_ip(source_ip)
     .build();
-    match state.audit.write(&record).await {
-        Ok(()) => state.indexer.index(record),
-        Err(e) => tracing::error!(error = %e, "ConsoleLogin record could not be written"),
-    }
+    crate::http::audit(state, record).await
 }
 
 /// A `Set-Cookie` value, `SameSite=Strict`.
@@ -516,6 +522,11 @@ fn refusal_response(refusal: &Refusal, json: bool) -> Response {
         ),
         Refusal::WeakPassword(why) => (StatusCode::BAD_REQUEST, why.clone()),
         Refusal::Throttled(secs) => (StatusCode::TOO_MANY_REQUESTS, throttled_message(*secs)),
+        Refusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The audit trail cannot be written, so you were not signed in. Try again later."
+                .to_string(),
+        ),
     };
     let code = match refusal {
         Refusal::Failed => "Failed",
@@ -523,6 +534,7 @@ fn refusal_response(refusal: &Refusal, json: bool) -> Response {
         Refusal::PasswordChangeRequired => "PasswordChangeRequired",
         Refusal::WeakPassword(_) => "PasswordPolicy",
         Refusal::Throttled(_) => "Throttled",
+        Refusal::Unavailable => "Unavailable",
     };
     let mut response = if json {
         (

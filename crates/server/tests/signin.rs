@@ -698,3 +698,139 @@ fn now_ms() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// A small tmpfs mounted over a directory, unmounted when dropped.
+struct SmallMount(std::path::PathBuf);
+
+impl SmallMount {
+    fn new(dir: &std::path::Path, kib: u32) -> SmallMount {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount (the test runs as root)");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallMount(dir.to_path_buf())
+    }
+
+    /// Writes a file until the file system is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A sign-in whose record cannot be written does not happen: the console
+/// and the portal answer that the trail cannot be written, start no
+/// session, and sign in again once it can.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_fails_closed_when_its_record_cannot_be_written() {
+    for db in common::databases().await {
+        let backend = db.backend;
+        // The audit trail on a small file system of its own; the database
+        // elsewhere (PostgreSQL, or SQLite beside it), so only the trail
+        // fails.
+        let audit = SmallMount::new(&db.data_dir.path().join("audit"), 1024);
+        let running = seashell_server::start(config(&db)).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        let store = &running.state().store;
+        let account = running.first_account.account_id.clone();
+        let dave = store
+            .create_user(&account, "dave", "/")
+            .await
+            .expect("user");
+        let password = "Dave-password-1";
+        store
+            .set_password(
+                &dave.user_id,
+                &seashell_server::password::hash(password).expect("hash"),
+                false,
+            )
+            .await
+            .expect("password");
+        let (_, instance) = store
+            .create_organization(&account, "management", "admin@example.com")
+            .await
+            .expect("organization");
+        let erin = store
+            .create_sso_user(&instance.identity_store_id, "erin", "Erin", None)
+            .await
+            .expect("user");
+        let link = seashell_server::portal::invite(store, &erin.user_id)
+            .await
+            .expect("invite");
+        let token = link.split("token=").nth(1).expect("token");
+        let setup = post_form(
+            &base,
+            "/start/setup",
+            &[
+                ("token", token),
+                ("password", "Erin-2026-portal"),
+                ("confirm", "Erin-2026-portal"),
+            ],
+            None,
+        )
+        .await;
+        assert!(setup.status < 400, "{backend}: setup {}", setup.status);
+        let console = [
+            ("account", account.as_str()),
+            ("username", "dave"),
+            ("password", password),
+        ];
+        let portal = [("username", "erin"), ("password", "Erin-2026-portal")];
+        let sessions = |r: &Reply, name: &str| {
+            r.cookies
+                .iter()
+                .filter(|c| c.starts_with(&format!("{name}=")) && !c.contains("Max-Age=0"))
+                .count()
+        };
+
+        let filler = audit.fill();
+        let refused = post_form(&base, "/signin", &console, None).await;
+        assert_eq!(refused.status, 503, "{backend}: {}", refused.body);
+        assert_eq!(refused.outcome, "Unavailable", "{backend}");
+        assert!(refused.body.contains("audit trail"), "{}", refused.body);
+        assert_eq!(sessions(&refused, "seashell_session"), 0, "{backend}");
+        let refused = post_form(&base, "/start/signin", &portal, None).await;
+        assert!(refused.status >= 400, "{backend}: portal {}", refused.status);
+        assert_eq!(sessions(&refused, "seashell_portal"), 0, "{backend}");
+
+        std::fs::remove_file(&filler).expect("free the trail's space");
+        let console_in = post_form(&base, "/signin", &console, None).await;
+        assert_eq!(console_in.status, 303, "{backend}: {}", console_in.body);
+        assert_eq!(sessions(&console_in, "seashell_session"), 1, "{backend}");
+        let portal_in = post_form(&base, "/start/signin", &portal, None).await;
+        assert_eq!(portal_in.status, 303, "{backend}: {}", portal_in.body);
+        // Only the sessions whose records were written are in the trail.
+        running.state().indexer.flush().await;
+        let records = journal(&db);
+        let logins: Vec<_> = records
+            .iter()
+            .filter(|r| r["eventName"] == "ConsoleLogin" || r["eventName"] == "UserAuthentication")
+            .collect();
+        assert_eq!(logins.len(), 2, "{backend}: {logins:?}");
+
+        running.run_until(async {}).await.expect("stop");
+        drop(audit);
+        db.drop_db().await;
+    }
+}
