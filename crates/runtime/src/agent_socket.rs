@@ -74,8 +74,13 @@ pub(crate) fn open_socket_in_root(root: &Path, inside: &Path) -> io::Result<Owne
     let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     let mut attempts = 0;
     let fd = loop {
-        match rustix::fs::openat2(&dir, inside, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), how)
-        {
+        match rustix::fs::openat2(
+            &dir,
+            inside,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        ) {
             Ok(fd) => break fd,
             // A rename inside the root raced the lookup; the kernel asks
             // for a retry.

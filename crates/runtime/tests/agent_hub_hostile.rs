@@ -151,7 +151,10 @@ where
 
 /// Splits a connected fake: a task reads the hub's requests and hands
 /// over the ids of `status` requests.
-fn serve(stream: UnixStream, mut decoder: FrameDecoder) -> (OwnedWriteHalf, mpsc::UnboundedReceiver<RequestId>) {
+fn serve(
+    stream: UnixStream,
+    mut decoder: FrameDecoder,
+) -> (OwnedWriteHalf, mpsc::UnboundedReceiver<RequestId>) {
     let (mut read, write): (OwnedReadHalf, OwnedWriteHalf) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -203,9 +206,14 @@ async fn an_oversized_frame_header_ends_the_connection_without_waiting_for_its_b
         });
         let hub = AgentHub::connect(&socket, ENV, CONNECT).await.unwrap();
         let started = Instant::now();
-        let e = hub.status().await.expect_err("no answer after an oversized frame");
+        let e = hub
+            .status()
+            .await
+            .expect_err("no answer after an oversized frame");
         assert!(matches!(e, HubError::Closed), "{e:?}");
-        tokio::time::timeout(PROMPT, hub.closed()).await.expect("the hub closes");
+        tokio::time::timeout(PROMPT, hub.closed())
+            .await
+            .expect("the hub closes");
         assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
         agent.abort();
     }
@@ -353,7 +361,9 @@ async fn a_flood_for_unknown_sessions_is_dropped_and_the_hub_keeps_answering() {
             ] {
                 batch.extend(frame(&message));
             }
-            batch.extend(status_answer(RequestId(1 << 41 | u64::try_from(i).unwrap())));
+            batch.extend(status_answer(RequestId(
+                1 << 41 | u64::try_from(i).unwrap(),
+            )));
             // Real requests are answered in the middle of the flood.
             while let Ok(id) = requests.try_recv() {
                 batch.extend(status_answer(id));
@@ -386,11 +396,19 @@ async fn a_flood_for_unknown_sessions_is_dropped_and_the_hub_keeps_answering() {
     }
     let peak = vm_kib("VmHWM:");
     agent.await.unwrap();
-    tokio::time::timeout(PROMPT, hub.closed()).await.expect("the hub closes");
-    assert!(answered >= 3, "only {answered} requests answered during the flood");
+    tokio::time::timeout(PROMPT, hub.closed())
+        .await
+        .expect("the hub closes");
+    assert!(
+        answered >= 3,
+        "only {answered} requests answered during the flood"
+    );
     // 64 MiB went through; the hub kept none of it.
     let growth_mib = peak.saturating_sub(before) / 1024;
-    assert!(growth_mib < 32, "memory grew by {growth_mib} MiB during the flood");
+    assert!(
+        growth_mib < 32,
+        "memory grew by {growth_mib} MiB during the flood"
+    );
     eprintln!("flood: {answered} requests answered, RSS {before} kB before, peak {peak} kB");
 }
 
@@ -428,7 +446,9 @@ async fn a_connection_cut_mid_frame_ends_promptly() {
     let started = Instant::now();
     let e = hub.status().await.expect_err("a cut answer");
     assert!(matches!(e, HubError::Closed), "{e:?}");
-    tokio::time::timeout(PROMPT, hub.closed()).await.expect("the hub closes");
+    tokio::time::timeout(PROMPT, hub.closed())
+        .await
+        .expect("the hub closes");
     assert!(started.elapsed() < PROMPT, "took {:?}", started.elapsed());
     agent.abort();
 

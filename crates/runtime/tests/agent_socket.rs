@@ -124,9 +124,15 @@ fn a_planted_socket_path_never_leads_the_server_elsewhere() {
     );
     // A plain connect follows the link on the host: the attack is real.
     UnixStream::connect(&a_path).expect("a plain connect follows the link");
-    assert!(was_connected(&listener), "the plain connect reached the host socket");
+    assert!(
+        was_connected(&listener),
+        "the plain connect reached the host socket"
+    );
     rt.block_on(refused(&f, &a, "symbolic link"));
-    assert!(!was_connected(&listener), "the server reached the host socket");
+    assert!(
+        !was_connected(&listener),
+        "the server reached the host socket"
+    );
 
     // 2. A relative link climbing out of the root.
     f.ok(
@@ -138,7 +144,10 @@ fn a_planted_socket_path_never_leads_the_server_elsewhere() {
         ),
     );
     rt.block_on(refused(&f, &a, "symbolic link"));
-    assert!(!was_connected(&listener), "the server reached the host socket");
+    assert!(
+        !was_connected(&listener),
+        "the server reached the host socket"
+    );
 
     // 3. A link to the other environment's agent, as the host names it.
     f.ok(
@@ -162,9 +171,15 @@ fn a_planted_socket_path_never_leads_the_server_elsewhere() {
         ),
     );
     UnixStream::connect(&a_path).expect("a plain connect follows the directory link");
-    assert!(was_connected(&dir_listener), "the plain connect reached the host directory");
+    assert!(
+        was_connected(&dir_listener),
+        "the plain connect reached the host directory"
+    );
     rt.block_on(refused(&f, &a, "symbolic link"));
-    assert!(!was_connected(&dir_listener), "the server reached the host directory");
+    assert!(
+        !was_connected(&dir_listener),
+        "the server reached the host directory"
+    );
 
     // 5. Something other than a socket.
     f.ok(
@@ -184,7 +199,10 @@ fn a_planted_socket_path_never_leads_the_server_elsewhere() {
     // connections made before the tampering still work.
     rt.block_on(async {
         assert!(!hub_b.is_closed());
-        hub_b.status().await.expect("the other environment's hub works");
+        hub_b
+            .status()
+            .await
+            .expect("the other environment's hub works");
         hub_a.status().await.expect("the earlier connection works");
     });
     assert!(!was_connected(&listener));
