@@ -17,7 +17,11 @@
 //! directory, `/proc/<host pid>/root/run/seashell/agent.sock`
 //! ([`Runtime::agent_socket`]): the path is resolved inside the
 //! environment's mount namespace, so no writable host directory has to be
-//! shared with the environment, and the socket disappears with it.
+//! shared with the environment, and the socket disappears with it. Root
+//! inside owns that directory, so the connect resolves the path inside the
+//! environment's root, refuses symbolic links and anything but a socket
+//! (`crate::agent_socket`, used by every connect of
+//! [`crate::agent_client`] and [`crate::agent_hub`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -132,6 +136,12 @@ impl Runtime {
     /// [`SOCKET_PATH`] seen through `/proc/<pid>/root` of its init process.
     /// The path is only valid while this init process lives; ask again
     /// after a restart of the environment.
+    ///
+    /// Do not hand this path to a plain `connect(2)`: root inside can put a
+    /// symbolic link there that an ordinary lookup follows on the *host*.
+    /// [`crate::agent_client::AgentClient::connect`] and
+    /// [`crate::agent_hub::AgentHub::connect`] resolve it inside the
+    /// environment's root and connect only to a socket.
     pub fn agent_socket(&self, id: &EnvironmentId) -> Result<PathBuf> {
         match self.init_pid(id)? {
             Some(pid) => Ok(PathBuf::from(format!("/proc/{pid}/root{SOCKET_PATH}"))),

@@ -161,12 +161,26 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Connects to the agent's socket once.
 pub(crate) async fn connect_socket(path: &Path) -> Result<UnixStream> {
-    UnixStream::connect(path)
+    let failed = |source| AgentClientError::Connect {
+        path: path.to_owned(),
+        source,
+    };
+    // A path into an environment (`/proc/<pid>/root/...`, what
+    // `Runtime::agent_socket` gives) is resolved inside its root and must
+    // be a socket: root inside could otherwise plant a symbolic link that
+    // points the server at any Unix socket of the host
+    // (`crate::agent_socket`).
+    let Some((root, inside)) = crate::agent_socket::split_environment_root(path) else {
+        return UnixStream::connect(path).await.map_err(failed);
+    };
+    let fd = crate::agent_socket::open_socket_in_root(&root, &inside).map_err(failed)?;
+    // Connecting through the descriptor's magic link reaches the very inode
+    // that was checked; `fd` stays open until the connect is done.
+    let stream = UnixStream::connect(crate::agent_socket::fd_path(&fd))
         .await
-        .map_err(|source| AgentClientError::Connect {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(failed);
+    drop(fd);
+    stream
 }
 
 /// Connects to the agent's socket, waiting up to `within` for it to

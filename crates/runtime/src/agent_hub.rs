@@ -281,13 +281,15 @@ impl Shared {
             taken
         };
         tracing::info!(environment = %self.environment_id, why, "agent connection closed");
+        // Marked closed before anyone is released, so whoever gets `Closed`
+        // also sees `is_closed()`.
+        self.closed_tx.send_replace(true);
         for read in state.reads.into_values() {
             let _ = read.tx.send(Err(HubError::Closed));
         }
         // Dropping the senders ends requests (Closed) and attachments.
         drop(state.pending);
         drop(state.attachments);
-        self.closed_tx.send_replace(true);
     }
 }
 

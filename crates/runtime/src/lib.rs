@@ -35,6 +35,7 @@
 pub mod agent;
 pub mod agent_client;
 pub mod agent_hub;
+mod agent_socket;
 mod cmd;
 mod environment;
 mod error;
