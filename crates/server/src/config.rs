@@ -288,6 +288,13 @@ impl Config {
         }
     }
 
+    /// Whether people reach the server over HTTPS: its own TLS, or a
+    /// `public_url` of `https://` in front of it (a TLS-terminating proxy).
+    /// Cookies are then `Secure` and responses carry HSTS.
+    pub fn serves_https(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
     /// The console's base URL.
     pub fn public_url(&self) -> String {
         match &self.public_url {

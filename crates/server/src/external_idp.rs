@@ -313,7 +313,7 @@ async fn start(state: &AppState, next: Option<&str>) -> Result<Response, IdpErro
         STATE_COOKIE,
         csrf.secret(),
         LOGIN_MS / 1000,
-        state.config.tls_cert.is_some(),
+        state.config.serves_https(),
         true,
         "Lax",
     );
@@ -339,7 +339,7 @@ async fn callback(
     // The state is spent either way.
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie_header(STATE_COOKIE, "", 0, state.config.tls_cert.is_some(), true),
+        cookie_header(STATE_COOKIE, "", 0, state.config.serves_https(), true),
     );
     response
 }

@@ -33,6 +33,7 @@ use crate::{auth, signin};
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
+    let https = state.config.serves_https();
     Router::new()
         .route("/signin", get(signin::signin_form).post(signin::signin))
         .route("/signin/password", post(signin::change_password))
@@ -81,8 +82,23 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(crate::services::cloudshell::files::download),
         )
         .merge(crate::gateway::routes())
+        .layer(axum::middleware::map_response(move |response| {
+            strict_transport(https, response)
+        }))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Browsers that reached the server over HTTPS keep to HTTPS for a year
+/// (HSTS), so a later `http://` link cannot be used to strip it.
+async fn strict_transport(https: bool, mut response: Response) -> Response {
+    if https {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// The span of every request: method and path, never the query, which

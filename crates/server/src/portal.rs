@@ -406,7 +406,10 @@ pub async fn start_session(
         .await?;
     if !audit_signin(state, Some(user), true, source_ip, credential_type).await {
         // A sign-in the trail does not show must not happen.
-        state.store.revoke_portal_session(&token_hash(&token)).await?;
+        state
+            .store
+            .revoke_portal_session(&token_hash(&token))
+            .await?;
         return Err(SessionError::Unrecorded);
     }
     Ok(token)
@@ -433,7 +436,7 @@ pub fn signed_in(state: &AppState, token: &str, next: &str) -> Response {
             PORTAL_COOKIE,
             token,
             max_age,
-            state.config.tls_cert.is_some(),
+            state.config.serves_https(),
             true,
         ),
     );
@@ -496,7 +499,7 @@ async fn signout(
     let mut response = redirect("/start");
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie_header(PORTAL_COOKIE, "", 0, state.config.tls_cert.is_some(), true),
+        cookie_header(PORTAL_COOKIE, "", 0, state.config.serves_https(), true),
     );
     response
 }
@@ -801,7 +804,7 @@ async fn console(
             "The audit trail cannot be written; the console was not opened.",
         );
     }
-    let secure = state.config.tls_cert.is_some();
+    let secure = state.config.serves_https();
     let mut response = redirect("/");
     let headers = response.headers_mut();
     headers.append(

@@ -2,8 +2,9 @@
 //!
 //! `POST /signin` checks the account (ID or alias), user name, password and,
 //! when the user has an MFA device, a one-time code. Success starts a console
-//! session: an `HttpOnly`, `SameSite=Strict` cookie (`Secure` under TLS), a
-//! CSRF token the page sends back in `X-CSRF-Token` on every change, and
+//! session: an `HttpOnly`, `SameSite=Strict` cookie (`Secure` when people
+//! reach the server over HTTPS, `Config::serves_https`), a CSRF token the
+//! page sends back in `X-CSRF-Token` on every change, and
 //! temporary credentials (`ASIA…`) that live and die with the session. A
 //! first administrator's one-time password must be changed first
 //! (`POST /signin/password`). Every attempt is a `ConsoleLogin` record.
@@ -479,7 +480,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 fn started_response(state: &AppState, started: &Started, json: bool) -> Response {
-    let secure = state.config.tls_cert.is_some();
+    let secure = state.config.serves_https();
     let max_age = SESSION_MS / 1000;
     let mut response = if json {
         (
@@ -713,7 +714,7 @@ pub async fn signout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         tracing::error!(error = %e, "cannot end console session");
         return (StatusCode::INTERNAL_SERVER_ERROR, "sign-out failed\n").into_response();
     }
-    let secure = state.config.tls_cert.is_some();
+    let secure = state.config.serves_https();
     let mut response = if wants_json(&headers) {
         StatusCode::NO_CONTENT.into_response()
     } else {

@@ -252,3 +252,67 @@ async fn page_signin_and_preferences() {
         db.drop_db().await;
     }
 }
+
+/// Behind a TLS-terminating proxy (`public_url` of `https://`, no TLS of
+/// its own) the session cookies are `Secure` and every response carries
+/// HSTS; over plain HTTP neither, or the browser would drop the cookies.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_tls_proxy_cookies_are_secure_and_hsts_is_sent() {
+    for public in [Some("https://shell.example.test"), None] {
+        let db = common::sqlite().await;
+        let mut config = common::server_config(&db);
+        config.public_url = public.map(str::to_owned);
+        let running = seashell_server::start(config).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        let account = running.first_account.account_id.clone();
+        let one_time = running
+            .first_account
+            .new_password
+            .clone()
+            .expect("one-time password");
+        let http = client();
+        let signed_in = http
+            .post(format!("{base}/signin/password"))
+            .form(&[
+                ("account", account.as_str()),
+                ("username", "admin"),
+                ("password", one_time.as_str()),
+                ("new_password", "Seashell-proxy-2026"),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed_in.status(), 303, "{public:?}");
+        let cookies: Vec<String> = signed_in
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .collect();
+        assert!(
+            cookies.iter().any(|c| c.starts_with("seashell_session=")),
+            "{cookies:?}"
+        );
+        let health = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("health");
+        match public {
+            Some(_) => {
+                assert!(
+                    cookies.iter().all(|c| c.contains("; Secure")),
+                    "{cookies:?}"
+                );
+                for r in [&signed_in, &health] {
+                    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+                }
+            }
+            None => {
+                assert!(cookies.iter().all(|c| !c.contains("Secure")), "{cookies:?}");
+                assert!(health.headers().get("strict-transport-security").is_none());
+            }
+        }
+        running.run_until(async {}).await.expect("stop");
+    }
+}

@@ -706,7 +706,13 @@ impl SmallMount {
     fn new(dir: &std::path::Path, kib: u32) -> SmallMount {
         std::fs::create_dir_all(dir).expect("mount point");
         let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output()
             .expect("mount (the test runs as root)");
@@ -811,7 +817,11 @@ async fn sign_in_fails_closed_when_its_record_cannot_be_written() {
         assert!(refused.body.contains("audit trail"), "{}", refused.body);
         assert_eq!(sessions(&refused, "seashell_session"), 0, "{backend}");
         let refused = post_form(&base, "/start/signin", &portal, None).await;
-        assert!(refused.status >= 400, "{backend}: portal {}", refused.status);
+        assert!(
+            refused.status >= 400,
+            "{backend}: portal {}",
+            refused.status
+        );
         assert_eq!(sessions(&refused, "seashell_portal"), 0, "{backend}");
 
         std::fs::remove_file(&filler).expect("free the trail's space");
