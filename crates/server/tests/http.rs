@@ -404,3 +404,29 @@ async fn serves_https_with_the_given_certificate() {
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
     running.run_until(async {}).await.expect("stop");
 }
+
+/// The data directory (database, audit trail, keys, the one-time password)
+/// is its owner's alone: created 0700, and tightened to 0700 when it was
+/// left open before.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = common::sqlite().await;
+    let open_before = db.data_dir.path().to_path_buf();
+    std::fs::set_permissions(&open_before, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let fresh = db.data_dir.path().join("new/data");
+    for dir in [open_before, fresh] {
+        let mut config = common::server_config(&db);
+        config.data_dir = dir.clone();
+        let running = seashell_server::start(config).await.expect("start");
+        running.run_until(async {}).await.expect("stop");
+        let mode = std::fs::metadata(&dir)
+            .expect("data dir")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        let key = std::fs::metadata(dir.join("file-url.key")).expect("key");
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    }
+}
