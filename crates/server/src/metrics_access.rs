@@ -217,7 +217,10 @@ mod tests {
             allowed_addresses: vec!["localhost".into()],
             token_file: None,
         };
-        assert!(bad.validate().unwrap_err().contains("\"localhost\""));
+        assert!(bad
+            .validate()
+            .expect_err("not a block")
+            .contains("\"localhost\""));
         let dir = tempfile::tempdir().expect("dir");
         let empty = dir.path().join("token");
         std::fs::write(&empty, "\n").expect("write");

@@ -22,7 +22,6 @@ use base64::Engine as _;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use seashell_audit::signin::{ConsoleLogin, LoginOutcome};
-use seashell_audit::Sink;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
