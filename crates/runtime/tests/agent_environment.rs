@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Fixture, TIMEOUT};
@@ -18,23 +16,6 @@ use seashell_protocol::agent_channel::{AttachMode, SessionId, Shell};
 use seashell_runtime::agent::{AgentOptions, AGENT_PATH};
 use seashell_runtime::agent_client::AgentClient;
 use seashell_runtime::{EnvironmentId, HomeKey, Limits};
-
-/// The static agent binary the environments run.
-pub fn agent_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
-        return PathBuf::from(bin);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
 
 fn start(f: &Fixture, id: &EnvironmentId, home: &HomeKey, agent: &AgentOptions) {
     let mut spec = f.spec(id, Some(home.clone()), Limits::default());
@@ -73,7 +54,7 @@ fn agent_runs_the_environment_and_its_sessions() {
     let token_file = f.root.join("credentials-token");
     std::fs::write(&token_file, "token-from-the-server").expect("token file");
     let agent = AgentOptions {
-        binary: agent_binary(),
+        binary: common::agent_binary(),
         credentials_token_file: Some(token_file),
     };
     let rt = tokio::runtime::Builder::new_current_thread()

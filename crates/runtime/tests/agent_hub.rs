@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use bytes::Bytes;
 use common::{Fixture, TIMEOUT};
 use futures_util::StreamExt;
@@ -22,22 +19,6 @@ use seashell_runtime::agent::AgentOptions;
 use seashell_runtime::agent_hub::{AgentHub, Attachment, HubError, SessionEnded};
 use seashell_runtime::{EnvironmentId, HomeKey, Limits};
 
-fn agent_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
-        return PathBuf::from(bin);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 /// Starts an environment whose init is the agent, with a home volume.
 fn start(f: &Fixture, name: &str) -> (EnvironmentId, HomeKey) {
     start_with(f, name, &[])
@@ -49,7 +30,7 @@ fn start_with(f: &Fixture, name: &str, agent_flags: &[&str]) -> (EnvironmentId, 
     let home = f.home_key(name);
     let mut spec = f.spec(&id, Some(home.clone()), Limits::default());
     AgentOptions {
-        binary: agent_binary(),
+        binary: common::agent_binary(),
         credentials_token_file: None,
     }
     .apply(&mut spec)

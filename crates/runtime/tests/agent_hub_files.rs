@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,29 +18,13 @@ use seashell_runtime::agent::AgentOptions;
 use seashell_runtime::agent_hub::{AgentHub, FILE_CHUNK};
 use seashell_runtime::{EnvironmentId, Limits};
 
-fn agent_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
-        return PathBuf::from(bin);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 /// Starts an environment whose init is the agent, with a home volume.
 fn start(f: &Fixture, name: &str) -> EnvironmentId {
     let id = f.id(name);
     let home = f.home_key(name);
     let mut spec = f.spec(&id, Some(home), Limits::default());
     AgentOptions {
-        binary: agent_binary(),
+        binary: common::agent_binary(),
         credentials_token_file: None,
     }
     .apply(&mut spec)

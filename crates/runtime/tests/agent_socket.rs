@@ -13,8 +13,7 @@ mod common;
 
 use std::io::ErrorKind;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Fixture, TIMEOUT};
@@ -22,26 +21,10 @@ use seashell_runtime::agent::AgentOptions;
 use seashell_runtime::agent_hub::{AgentHub, HubError};
 use seashell_runtime::{EnvironmentId, ExecUser, Limits};
 
-fn agent_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
-        return PathBuf::from(bin);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 fn start(f: &Fixture, name: &str) -> EnvironmentId {
     let id = f.id(name);
     let mut spec = f.spec(&id, Some(f.home_key(name)), Limits::default());
-    AgentOptions::new(agent_binary())
+    AgentOptions::new(common::agent_binary())
         .apply(&mut spec)
         .expect("agent spec");
     f.rt.create(&spec)

@@ -14,7 +14,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Fixture, TIMEOUT};
@@ -26,22 +25,6 @@ use seashell_runtime::{IdMap, Limits, PreparedImage, Runtime, RuntimeConfig};
 
 const COLS: u16 = 100;
 const ROWS: u16 = 30;
-
-fn agent_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
-        return PathBuf::from(bin);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
 
 /// Build steps on standard error, so a first (long) build shows progress.
 struct Steps;
@@ -228,7 +211,7 @@ fn the_default_image_runs_the_cloudshell_tools_and_repaints_them() {
     let id = f.id("env");
     let mut spec = f.spec(&id, Some(f.home_key("default")), Limits::default());
     spec.image = default;
-    AgentOptions::new(agent_binary())
+    AgentOptions::new(common::agent_binary())
         .apply(&mut spec)
         .expect("agent spec");
     f.rt.create(&spec).expect("create");

@@ -78,15 +78,6 @@ async fn user(
     store.create_access_key(&u.user_id).await.expect("key")
 }
 
-async fn admin(running: &seashell_server::Running) -> (String, String) {
-    running
-        .state()
-        .store
-        .create_access_key(&running.first_account.admin.user_id)
-        .await
-        .expect("key")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_sequence_lifecycle_and_audit() {
     for db in common::databases().await {
@@ -95,7 +86,7 @@ async fn launch_sequence_lifecycle_and_audit() {
         let guard = Cleanup(cfg.clone());
         let running = seashell_server::start(cfg.clone()).await.expect("start");
         let base = format!("http://{}", running.local_addr);
-        let key = admin(&running).await;
+        let key = common::admin_key(&running).await;
         let api = Api::new(&base, (&key.0, &key.1));
 
         // CreateEnvironment is idempotent per principal and region.
@@ -519,7 +510,7 @@ async fn quotas_are_enforced_with_clear_errors() {
     let guard = Cleanup(cfg.clone());
     let running = seashell_server::start(cfg.clone()).await.expect("start");
     let base = format!("http://{}", running.local_addr);
-    let key = admin(&running).await;
+    let key = common::admin_key(&running).await;
     let api = Api::new(&base, (&key.0, &key.1));
     let id = api.running_environment().await;
 
@@ -629,7 +620,7 @@ async fn idle_sessions_end_and_unused_homes_are_deleted() {
     let guard = Cleanup(cfg.clone());
     let running = seashell_server::start(cfg.clone()).await.expect("start");
     let base = format!("http://{}", running.local_addr);
-    let key = admin(&running).await;
+    let key = common::admin_key(&running).await;
     let api = Api::new(&base, (&key.0, &key.1));
     let id = api.running_environment().await;
     let s = api
@@ -749,7 +740,7 @@ async fn a_session_ends_at_its_maximum_duration_whatever_it_does() {
     let guard = Cleanup(cfg.clone());
     let running = seashell_server::start(cfg.clone()).await.expect("start");
     let base = format!("http://{}", running.local_addr);
-    let key = admin(&running).await;
+    let key = common::admin_key(&running).await;
     let api = Api::new(&base, (&key.0, &key.1));
     let id = api.running_environment().await;
     let s = api
@@ -815,7 +806,7 @@ async fn approved_commands_run_in_the_latest_shell_and_stay_out_of_the_journal()
     let guard = Cleanup(cfg.clone());
     let running = seashell_server::start(cfg.clone()).await.expect("start");
     let base = format!("http://{}", running.local_addr);
-    let key = admin(&running).await;
+    let key = common::admin_key(&running).await;
     let api = Api::new(&base, (&key.0, &key.1));
     let id = api.running_environment().await;
 
@@ -1009,7 +1000,7 @@ async fn homes_survive_a_restart_of_the_server() {
     };
 
     let running = seashell_server::start(cfg.clone()).await.expect("start");
-    let key = admin(&running).await;
+    let key = common::admin_key(&running).await;
     let api = Api::new(&format!("http://{}", running.local_addr), (&key.0, &key.1));
     let id = api.running_environment().await;
     assert_eq!(sh(&running, &id, "echo kept > ~/notes.txt").code, 0);

@@ -311,41 +311,6 @@ async fn files_go_through_presigned_urls_confined_to_home() {
     db.drop_db().await;
 }
 
-/// Signs in to the console as the first administrator (changing the
-/// one-time password) and returns (cookie header, CSRF token).
-async fn console_sign_in(running: &seashell_server::Running) -> (String, String) {
-    let base = format!("http://{}", running.local_addr);
-    let account = running.first_account.account_id.clone();
-    let one_time = running
-        .first_account
-        .new_password
-        .clone()
-        .expect("one-time password");
-    let r = no_redirects()
-        .post(format!("{base}/signin/password"))
-        .form(&[
-            ("account", account.as_str()),
-            ("username", "admin"),
-            ("password", one_time.as_str()),
-            ("new_password", "Seashell-files-2026"),
-        ])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(r.status(), 303);
-    let mut cookies = Vec::new();
-    let mut csrf = String::new();
-    for v in r.headers().get_all("set-cookie") {
-        let text = v.to_str().expect("cookie");
-        let pair = text.split(';').next().unwrap_or_default().to_string();
-        if let Some(value) = pair.strip_prefix("seashell_csrf=") {
-            csrf = value.to_string();
-        }
-        cookies.push(pair);
-    }
-    (cookies.join("; "), csrf)
-}
-
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -420,7 +385,7 @@ async fn file_urls_end_with_their_credentials_and_uploads_work_once() {
     );
 
     // A URL asked for by a console session ends when it signs out.
-    let (cookie, csrf) = console_sign_in(&running).await;
+    let (cookie, csrf) = common::console_sign_in(&running).await;
     let r = http
         .post(format!("{base}/cloudshell/getFileDownloadUrls"))
         .header("cookie", &cookie)

@@ -79,10 +79,7 @@ async fn a_recreated_user_and_another_roles_session_get_fresh_homes() {
         let base = format!("http://{}", running.local_addr);
         let store = &running.state().store;
         let account = running.first_account.account_id.clone();
-        let admin_key = store
-            .create_access_key(&running.first_account.admin.user_id)
-            .await
-            .expect("key");
+        let admin_key = common::admin_key(&running).await;
         let admin = Api::new(&base, (&admin_key.0, &admin_key.1));
         let homes = cfg.cloudshell.runtime_dir(&cfg.data_dir).join("homes");
         let home_files = || {

@@ -52,45 +52,6 @@ fn default_image() -> PathBuf {
     report.path
 }
 
-/// Signs in to the console as the first administrator (changing the
-/// one-time password) and returns (cookie header, CSRF token).
-async fn console_sign_in(running: &seashell_server::Running) -> (String, String) {
-    let base = format!("http://{}", running.local_addr);
-    let account = running.first_account.account_id.clone();
-    let one_time = running
-        .first_account
-        .new_password
-        .clone()
-        .expect("one-time password");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let r = client
-        .post(format!("{base}/signin/password"))
-        .form(&[
-            ("account", account.as_str()),
-            ("username", "admin"),
-            ("password", one_time.as_str()),
-            ("new_password", "Seashell-shell-2026"),
-        ])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(r.status(), 303);
-    let mut cookies = Vec::new();
-    let mut csrf = String::new();
-    for v in r.headers().get_all("set-cookie") {
-        let text = v.to_str().expect("cookie");
-        let pair = text.split(';').next().unwrap_or_default().to_string();
-        if let Some(value) = pair.strip_prefix("seashell_csrf=") {
-            csrf = value.to_string();
-        }
-        cookies.push(pair);
-    }
-    (cookies.join("; "), csrf)
-}
-
 /// A CloudShell call from the console: cookie and CSRF token, no SigV4.
 async fn console_call(base: &str, cookie: &str, csrf: &str, op: &str, body: Value) -> Value {
     let r = reqwest::Client::new()
@@ -136,7 +97,7 @@ async fn the_tools_in_a_shell_use_the_signed_in_identity() {
     let admin_arn = running.first_account.admin.arn();
 
     // From the console: the session's own credentials go into the shell.
-    let (cookie, csrf) = console_sign_in(&running).await;
+    let (cookie, csrf) = common::console_sign_in(&running).await;
     let env = console_call(&base, &cookie, &csrf, "createEnvironment", json!({})).await;
     let id = env["EnvironmentId"].as_str().expect("id").to_string();
     console_call(

@@ -264,24 +264,8 @@ async fn behind_a_tls_proxy_cookies_are_secure_and_hsts_is_sent() {
         config.public_url = public.map(str::to_owned);
         let running = seashell_server::start(config).await.expect("start");
         let base = format!("http://{}", running.local_addr);
-        let account = running.first_account.account_id.clone();
-        let one_time = running
-            .first_account
-            .new_password
-            .clone()
-            .expect("one-time password");
         let http = client();
-        let signed_in = http
-            .post(format!("{base}/signin/password"))
-            .form(&[
-                ("account", account.as_str()),
-                ("username", "admin"),
-                ("password", one_time.as_str()),
-                ("new_password", "Seashell-proxy-2026"),
-            ])
-            .send()
-            .await
-            .expect("sign in");
+        let signed_in = common::first_console_sign_in(&running).await;
         assert_eq!(signed_in.status(), 303, "{public:?}");
         let cookies: Vec<String> = signed_in
             .headers()

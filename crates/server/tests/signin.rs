@@ -321,16 +321,8 @@ async fn lockout_and_mfa() {
         let base = format!("http://{}", running.local_addr);
         let store = &running.state().store;
         let account = running.first_account.account_id.clone();
-        let bob = store.create_user(&account, "bob", "/").await.expect("user");
         let password = "Bob-password-1";
-        store
-            .set_password(
-                &bob.user_id,
-                &seashell_server::password::hash(password).expect("hash"),
-                false,
-            )
-            .await
-            .expect("password");
+        let bob = console_user(store, &account, "bob", password).await;
         let good = [
             ("account", account.as_str()),
             ("username", "bob"),
@@ -514,19 +506,8 @@ async fn lockout_is_per_client_address() {
         let account = running.first_account.account_id.clone();
 
         // The console.
-        let carol = store
-            .create_user(&account, "carol", "/")
-            .await
-            .expect("user");
         let password = "Carol-password-1";
-        store
-            .set_password(
-                &carol.user_id,
-                &seashell_server::password::hash(password).expect("hash"),
-                false,
-            )
-            .await
-            .expect("password");
+        let carol = console_user(store, &account, "carol", password).await;
         let url = format!("{base}/signin");
         let good = [
             ("account", account.as_str()),
@@ -565,29 +546,7 @@ async fn lockout_is_per_client_address() {
         assert!(there.known && there.failures == 0, "{backend}: {there:?}");
 
         // The portal shares the code.
-        let (_, instance) = store
-            .create_organization(&account, "management", "admin@example.com")
-            .await
-            .expect("organization");
-        let user = store
-            .create_sso_user(&instance.identity_store_id, "frank", "Frank", None)
-            .await
-            .expect("user");
-        let link = seashell_server::portal::invite(store, &user.user_id)
-            .await
-            .expect("invite");
-        let token = link.split("token=").nth(1).expect("token");
-        let (status, _) = post_from(
-            HERE,
-            &format!("{base}/start/setup"),
-            &[
-                ("token", token),
-                ("password", "Frank-2026-portal"),
-                ("confirm", "Frank-2026-portal"),
-            ],
-        )
-        .await;
-        assert!(status < 400, "{backend}: setup {status}");
+        let user = portal_user(store, &base, &account, "frank", "Frank-2026-portal").await;
         let url = format!("{base}/start/signin");
         let wrong = [("username", "frank"), ("password", "wrong-password")];
         let right = [("username", "frank"), ("password", "Frank-2026-portal")];
@@ -626,19 +585,8 @@ async fn the_backstop_locks_unfamiliar_addresses_only() {
         let base = format!("http://{}", running.local_addr);
         let store = &running.state().store;
         let account = running.first_account.account_id.clone();
-        let dave = store
-            .create_user(&account, "dave", "/")
-            .await
-            .expect("user");
         let password = "Dave-password-1";
-        store
-            .set_password(
-                &dave.user_id,
-                &seashell_server::password::hash(password).expect("hash"),
-                false,
-            )
-            .await
-            .expect("password");
+        let dave = console_user(store, &account, "dave", password).await;
         let url = format!("{base}/signin");
         let good = [
             ("account", account.as_str()),
@@ -760,43 +708,9 @@ async fn sign_in_fails_closed_when_its_record_cannot_be_written() {
         let base = format!("http://{}", running.local_addr);
         let store = &running.state().store;
         let account = running.first_account.account_id.clone();
-        let dave = store
-            .create_user(&account, "dave", "/")
-            .await
-            .expect("user");
         let password = "Dave-password-1";
-        store
-            .set_password(
-                &dave.user_id,
-                &seashell_server::password::hash(password).expect("hash"),
-                false,
-            )
-            .await
-            .expect("password");
-        let (_, instance) = store
-            .create_organization(&account, "management", "admin@example.com")
-            .await
-            .expect("organization");
-        let erin = store
-            .create_sso_user(&instance.identity_store_id, "erin", "Erin", None)
-            .await
-            .expect("user");
-        let link = seashell_server::portal::invite(store, &erin.user_id)
-            .await
-            .expect("invite");
-        let token = link.split("token=").nth(1).expect("token");
-        let setup = post_form(
-            &base,
-            "/start/setup",
-            &[
-                ("token", token),
-                ("password", "Erin-2026-portal"),
-                ("confirm", "Erin-2026-portal"),
-            ],
-            None,
-        )
-        .await;
-        assert!(setup.status < 400, "{backend}: setup {}", setup.status);
+        console_user(store, &account, "dave", password).await;
+        portal_user(store, &base, &account, "erin", "Erin-2026-portal").await;
         let console = [
             ("account", account.as_str()),
             ("username", "dave"),
@@ -843,4 +757,59 @@ async fn sign_in_fails_closed_when_its_record_cannot_be_written() {
         drop(audit);
         db.drop_db().await;
     }
+}
+
+/// An IAM user of `account` who signs in to the console with `password`.
+async fn console_user(
+    store: &seashell_server::store::Store,
+    account: &str,
+    name: &str,
+    password: &str,
+) -> seashell_server::store::User {
+    let user = store.create_user(account, name, "/").await.expect("user");
+    store
+        .set_password(
+            &user.user_id,
+            &seashell_server::password::hash(password).expect("hash"),
+            false,
+        )
+        .await
+        .expect("password");
+    user
+}
+
+/// An Identity Center user of a new organization of `account`, who set
+/// `password` through the invitation's page and signs in to the portal.
+async fn portal_user(
+    store: &seashell_server::store::Store,
+    base: &str,
+    account: &str,
+    name: &str,
+    password: &str,
+) -> seashell_server::store::identity_center::SsoUser {
+    let (_, instance) = store
+        .create_organization(account, "management", "admin@example.com")
+        .await
+        .expect("organization");
+    let user = store
+        .create_sso_user(&instance.identity_store_id, name, name, None)
+        .await
+        .expect("user");
+    let link = seashell_server::portal::invite(store, &user.user_id)
+        .await
+        .expect("invite");
+    let token = link.split("token=").nth(1).expect("token");
+    let setup = post_form(
+        base,
+        "/start/setup",
+        &[
+            ("token", token),
+            ("password", password),
+            ("confirm", password),
+        ],
+        None,
+    )
+    .await;
+    assert!(setup.status < 400, "setup {}", setup.status);
+    user
 }

@@ -362,3 +362,21 @@ impl Drop for Fixture {
         }
     }
 }
+
+/// The static agent binary: `SEASHELL_AGENT_BIN`, else built by
+/// `scripts/build-agent.sh` (quick once the static build exists).
+pub fn agent_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
+        return PathBuf::from(bin);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
+    let out = Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

@@ -79,6 +79,50 @@ pub async fn admin_key(running: &seashell_server::Running) -> (String, String) {
         .expect("key")
 }
 
+/// The first administrator's first console sign-in (the one-time password
+/// changed), as the browser gets it: `303` with the cookies.
+pub async fn first_console_sign_in(running: &seashell_server::Running) -> reqwest::Response {
+    let base = format!("http://{}", running.local_addr);
+    let account = running.first_account.account_id.clone();
+    let one_time = running
+        .first_account
+        .new_password
+        .clone()
+        .expect("one-time password");
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{base}/signin/password"))
+        .form(&[
+            ("account", account.as_str()),
+            ("username", "admin"),
+            ("password", one_time.as_str()),
+            ("new_password", "Seashell-console-2026"),
+        ])
+        .send()
+        .await
+        .expect("sign in")
+}
+
+/// Signs in to the console as the first administrator and returns the
+/// cookie header and the CSRF token.
+pub async fn console_sign_in(running: &seashell_server::Running) -> (String, String) {
+    let r = first_console_sign_in(running).await;
+    assert_eq!(r.status(), 303);
+    let mut cookies = Vec::new();
+    let mut csrf = String::new();
+    for v in r.headers().get_all("set-cookie") {
+        let text = v.to_str().expect("cookie");
+        let pair = text.split(';').next().unwrap_or_default().to_string();
+        if let Some(value) = pair.strip_prefix("seashell_csrf=") {
+            csrf = value.to_string();
+        }
+        cookies.push(pair);
+    }
+    (cookies.join("; "), csrf)
+}
+
 /// A fresh SQLite database alone, for tests about something else.
 pub async fn sqlite() -> TestDb {
     sqlx::any::install_default_drivers();
