@@ -647,6 +647,88 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// `sts:GetSessionToken` counts wrong MFA codes in the same per-address
+/// lockout: the guessing address is refused even the right code, another
+/// address gets a session.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_token_mfa_lockout_is_per_client_address() {
+    for db in common::databases().await {
+        let backend = db.backend;
+        let running = seashell_server::start(config(&db)).await.expect("start");
+        let url = format!("http://{}/sts/", running.local_addr);
+        let store = &running.state().store;
+        let account = running.first_account.account_id.clone();
+        let gwen = console_user(store, &account, "gwen", "Gwen-password-1").await;
+        let (key_id, secret) = store.create_access_key(&gwen.user_id).await.expect("key");
+        let seed = mfa::new_secret();
+        let serial = format!("arn:aws:iam::{account}:mfa/gwen");
+        store
+            .create_mfa_device(&account, &serial, &seed)
+            .await
+            .expect("device");
+        assert!(store
+            .enable_mfa_device(&serial, &gwen.user_id, 0)
+            .await
+            .expect("enable"));
+        let ask = |from: [u8; 4], code: String| {
+            let (url, serial, key_id, secret) =
+                (url.clone(), serial.clone(), key_id.clone(), secret.clone());
+            async move {
+                let client = reqwest::Client::builder()
+                    .local_address(std::net::IpAddr::from(from))
+                    .build()
+                    .expect("client");
+                let body = format!(
+                    "Action=GetSessionToken&Version=2011-06-15&SerialNumber={}&TokenCode={code}",
+                    serial.replace(':', "%3A").replace('/', "%2F")
+                );
+                let r = common::signed_post(&client, &url, "sts", &body, (&key_id, &secret), None)
+                    .send()
+                    .await
+                    .expect("post");
+                (r.status().as_u16(), r.text().await.expect("body"))
+            }
+        };
+        let now = || {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs()
+        };
+        let right = || mfa::code_at(&seed, now()).expect("code");
+        let wrong = || {
+            let code = right();
+            if code == "000000" { "111111" } else { "000000" }.to_string()
+        };
+        for _ in 0..6 {
+            let (status, body) = ask(HERE, wrong()).await;
+            assert_eq!(status, 403, "{backend}: {body}");
+        }
+        let (status, body) = ask(HERE, right()).await;
+        assert_eq!(
+            status, 403,
+            "{backend}: the guessing address is locked: {body}"
+        );
+        let (status, body) = ask(THERE, right()).await;
+        assert_eq!(
+            status, 200,
+            "{backend}: another address gets a session: {body}"
+        );
+        assert!(body.contains("<SessionToken>"), "{body}");
+        let here = store
+            .signin_failures(SigninKind::Console, &gwen.user_id, "127.0.0.1")
+            .await
+            .expect("failures");
+        assert!(
+            here.failures >= 6 && here.locked_until > now_ms() - 1000,
+            "{backend}: {here:?}"
+        );
+
+        running.run_until(async {}).await.expect("stop");
+        db.drop_db().await;
+    }
+}
+
 /// A small tmpfs mounted over a directory, unmounted when dropped.
 struct SmallMount(std::path::PathBuf);
 
