@@ -759,11 +759,19 @@ pub(crate) fn setup(tools: &NetTools, lease: &Lease, pid: i64) -> Result<()> {
 
 /// Removes the host end and the rules. Missing pieces are fine.
 pub(crate) fn teardown(tools: &NetTools, lease: &Lease) -> Result<()> {
-    if Path::new("/sys/class/net").join(&lease.host_if).exists() {
-        cmd::run(&mut cmd::command(
+    let link = Path::new("/sys/class/net").join(&lease.host_if);
+    if link.exists() {
+        // The kernel deletes the pair by itself once the environment's
+        // namespace is gone, which may happen between the check and the
+        // command: a link that is gone afterwards is what was wanted.
+        if let Err(e) = cmd::run(&mut cmd::command(
             &tools.ip,
             ["link", "del", lease.host_if.as_str()],
-        ))?;
+        )) {
+            if link.exists() {
+                return Err(e);
+            }
+        }
     }
     for (table, chain, rule) in rules(lease) {
         // Delete every copy (a crash during setup may have left duplicates).
