@@ -21,8 +21,6 @@ mod data_channel;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,22 +43,6 @@ use seashell_server::gateway;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn agent_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEASHELL_AGENT_BIN") {
-        return PathBuf::from(bin);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/build-agent.sh failed (or set SEASHELL_AGENT_BIN): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 /// One-time tokens, as the API would issue them.
 type Tokens = Arc<Mutex<HashMap<String, StreamGrant>>>;
 
@@ -77,7 +59,7 @@ fn start_environment(f: &Fixture, name: &str) -> EnvironmentId {
     let id = f.id(name);
     let mut spec = f.spec(&id, Some(f.home_key(name)), Limits::default());
     AgentOptions {
-        binary: agent_binary(),
+        binary: rt_common::agent_binary(),
         credentials_token_file: None,
     }
     .apply(&mut spec)
