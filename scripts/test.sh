@@ -32,6 +32,17 @@ else
     die "run as root on Debian: the suite runs real containers and a PostgreSQL server"
 fi
 
+# A clean run of the suite needs disk for its builds, images and homes; a
+# linker that runs out of space dies with SIGBUS, which says nothing about
+# the cause, so check first.
+need_gib=20
+free_gib=$(( $(df --output=avail -k . | tail -n 1) / 1024 / 1024 ))
+[ "$free_gib" -ge "$need_gib" ] ||
+    die "only ${free_gib} GiB free on $(df --output=target . | tail -n 1); the suite needs about ${need_gib} GiB for its builds"
+# Incremental caches only help a rebuild of the same tree; a clean run pays
+# their disk and time for nothing.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 say "PostgreSQL, the AWS clients, schemathesis and the static agent"
 SEASHELL_TEST_POSTGRES_URL="$(scripts/postgres.sh)"
 SEASHELL_TEST_AWS_BIN="$(scripts/aws-clients.sh)"
