@@ -372,7 +372,7 @@ mod tests {
         std::fs::write(
             &file,
             "[limits]\nheader_read_timeout_secs = 5\nmax_connections_per_address = 64\n\
-             [limits.signin]\nburst = 3\n",
+             body_min_rate_bytes = 100\n[limits.signin]\nburst = 3\n",
         )
         .expect("write");
         let c = Config::load(Some(&file), Overrides::default()).expect("valid");
@@ -382,6 +382,11 @@ mod tests {
         );
         assert_eq!(c.limits.max_connections_per_address, 64);
         assert_eq!(c.limits.max_connections, 8192);
+        let body = c.limits.body_deadline().expect("on by default");
+        assert_eq!(
+            (body.grace, body.min_rate_bytes),
+            (std::time::Duration::from_secs(20), 100)
+        );
         assert_eq!((c.limits.signin.burst, c.limits.signin.per_minute), (3, 30));
         assert_eq!(c.limits.sso_oidc, LimitSettings::default().sso_oidc);
         std::fs::write(&file, "[limits.sso_oidc]\nper_minute = 0\n").expect("write");

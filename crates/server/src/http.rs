@@ -14,6 +14,7 @@ use axum::Router;
 use seashell_audit::{Record, Sink, UserIdentity};
 use tower_http::trace::TraceLayer;
 
+pub mod body_deadline;
 mod json;
 mod rest_json;
 pub mod sso;
@@ -34,7 +35,8 @@ use crate::{auth, signin};
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     let https = state.config.serves_https();
-    Router::new()
+    let body_deadline = state.config.limits.body_deadline();
+    let router = Router::new()
         .route("/signin", get(signin::signin_form).post(signin::signin))
         .route("/signin/password", post(signin::change_password))
         .route("/signout", post(signin::signout))
@@ -81,7 +83,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::put(crate::services::cloudshell::files::upload)
                 .get(crate::services::cloudshell::files::download),
         )
-        .merge(crate::gateway::routes())
+        .merge(crate::gateway::routes());
+    // Outside everything that reads a body, uploads included.
+    let router = match body_deadline {
+        Some(deadline) => router.layer(axum::middleware::from_fn(move |req, next| {
+            body_deadline::enforce(deadline, req, next)
+        })),
+        None => router,
+    };
+    router
         .layer(axum::middleware::map_response(move |response| {
             strict_transport(https, response)
         }))

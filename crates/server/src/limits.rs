@@ -41,6 +41,13 @@ pub struct LimitSettings {
     /// response. So this is also how long an idle keep-alive connection
     /// stays open. 0 turns it off.
     pub header_read_timeout_secs: u64,
+    /// Seconds a request body has before any of it counts (see
+    /// [`crate::http::body_deadline`]). 0 turns the body deadline off.
+    pub body_read_timeout_secs: u64,
+    /// Bytes of body that buy one more second on top of
+    /// `body_read_timeout_secs`: the least rate a long upload must keep.
+    /// 0: the timeout is all any body gets.
+    pub body_min_rate_bytes: u64,
     /// Open connections in all.
     pub max_connections: usize,
     /// Open connections from one client address.
@@ -60,6 +67,8 @@ impl Default for LimitSettings {
     fn default() -> Self {
         LimitSettings {
             header_read_timeout_secs: 20,
+            body_read_timeout_secs: 20,
+            body_min_rate_bytes: 500,
             max_connections: 8192,
             // Generous for one address: a load test or a NAT of many users
             // opens hundreds of data channels from a single address.
@@ -98,6 +107,14 @@ impl LimitSettings {
     pub fn header_read_timeout(&self) -> Option<Duration> {
         (self.header_read_timeout_secs > 0)
             .then(|| Duration::from_secs(self.header_read_timeout_secs))
+    }
+
+    /// The request body deadline, if on.
+    pub fn body_deadline(&self) -> Option<crate::http::body_deadline::BodyDeadline> {
+        (self.body_read_timeout_secs > 0).then(|| crate::http::body_deadline::BodyDeadline {
+            grace: Duration::from_secs(self.body_read_timeout_secs),
+            min_rate_bytes: self.body_min_rate_bytes,
+        })
     }
 }
 

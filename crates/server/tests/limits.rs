@@ -2,7 +2,8 @@
 //! in-process server: slowloris and idle keep-alive connections are closed
 //! by the header read timeout, a socket flood from one address is capped
 //! while other addresses are still served and memory stays bounded, pending
-//! WebSocket upgrades are capped per address, and the sign-in and SSO-OIDC
+//! WebSocket upgrades are capped per address, slowly sent request bodies are
+//! cut off while slow steady ones go on, and the sign-in and SSO-OIDC
 //! entry points are rate-limited per address before any password is
 //! checked or any row is written.
 //!
@@ -167,6 +168,144 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
     write.write_all(b"Host: x\r\n\r\n").await.expect("write");
     read.read_exact(&mut head).await.expect("response");
     assert_eq!(&head, b"HTTP/1.1 200");
+}
+
+/// Sends a `POST` head declaring `length` body bytes, then `body` in chunks
+/// of `chunk` bytes every `every` until it is sent or the server answers.
+/// The answer's status line and when it came, or `None` if nothing came in
+/// 20 s.
+async fn send_body_slowly(
+    to: SocketAddr,
+    path: &str,
+    length: usize,
+    body: Vec<u8>,
+    chunk: usize,
+    every: Duration,
+) -> Option<(String, Duration)> {
+    let stream = TcpStream::connect(to).await.ok()?;
+    let started = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
+    );
+    write.write_all(head.as_bytes()).await.ok()?;
+    let writer = tokio::spawn(async move {
+        for piece in body.chunks(chunk) {
+            tokio::time::sleep(every).await;
+            if write.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write half open: a half-close is not the test's point.
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let status = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            if let Some(end) = answer.windows(2).position(|w| w == b"\r\n") {
+                return Some(String::from_utf8_lossy(&answer[..end]).into_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    let at = started.elapsed();
+    // After a 408 the connection is closed, with the body still unsent.
+    let closed = closed_within(&mut read, Duration::from_secs(5)).await;
+    writer.abort();
+    let status = status?;
+    if status.contains(" 408 ") {
+        assert!(closed, "the connection stayed open after a 408");
+    }
+    Some((status, at))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_bodies_are_cut_off_but_slow_steady_uploads_are_not() {
+    let db = sqlite_db().await;
+    let mut config = common::server_config(&db);
+    config.limits.body_read_timeout_secs = 2;
+    config.limits.body_min_rate_bytes = 1000;
+    let running = seashell_server::start(config).await.expect("start");
+    let addr = running.local_addr;
+    let base = format!("http://{addr}");
+
+    // 100 clients dribble a 100 kB body a byte every 250 ms, to the API and
+    // to the console's sign-in form; each gets 408 once the 2 s are up (a
+    // byte every 250 ms earns nothing at 1000 bytes a second).
+    let dribblers: Vec<_> = (0..100)
+        .map(|i| {
+            // A few to sign-in: beyond its burst it would refuse before reading.
+            let path = if i % 10 == 0 { "/signin" } else { "/sts" };
+            tokio::spawn(send_body_slowly(
+                addr,
+                path,
+                100_000,
+                vec![b'a'; 100_000],
+                1,
+                Duration::from_millis(250),
+            ))
+        })
+        .collect();
+    // Meanwhile a normal client is served at once.
+    let client = client_from([127, 0, 0, 1]);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/sts"))
+            .form(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")])
+            .send()
+            .await
+            .expect("sts");
+        assert_eq!(
+            r.status(),
+            403,
+            "an unsigned call is refused, not timed out"
+        );
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for d in join_all(dribblers).await {
+        let (status, at) = d.expect("dribbler").expect("an answer to the dribbler");
+        assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+        assert!(
+            at >= Duration::from_millis(1800) && at < Duration::from_secs(6),
+            "answered after {at:?}, the timeout is 2 s"
+        );
+    }
+
+    // A body that never starts is cut off too.
+    let (status, at) = send_body_slowly(addr, "/sts", 10, Vec::new(), 1, Duration::ZERO)
+        .await
+        .expect("an answer");
+    assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+    assert!(at < Duration::from_secs(6), "{at:?}");
+
+    // A slow but steady body, 4 kB every 500 ms for 3 s, outlasts the 2 s
+    // because it keeps above the rate: it reaches the handler, which
+    // answers it as the unsigned request it is.
+    let mut form = b"Action=GetCallerIdentity&Version=2011-06-15&Padding=".to_vec();
+    form.resize(24_000, b'a');
+    let (status, at) = send_body_slowly(
+        addr,
+        "/sts",
+        form.len(),
+        form,
+        4_000,
+        Duration::from_millis(500),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    assert!(at >= Duration::from_millis(2500), "answered after {at:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
