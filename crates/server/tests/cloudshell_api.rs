@@ -612,6 +612,114 @@ async fn quotas_are_enforced_with_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_at_most_its_maximum_of_environments() {
+    let db = common::databases().await.remove(0);
+    let mut cfg = config(&db);
+    cfg.cloudshell.max_running_environments = 2;
+    // Two regions to fill the server, ten to race for a place.
+    let racing_regions: Vec<String> = (1..=10).map(|n| format!("race-{n}")).collect();
+    cfg.regions = ["us-east-1", "us-west-2"].map(String::from).to_vec();
+    cfg.regions.extend(racing_regions.iter().cloned());
+    let guard = Cleanup(cfg.clone());
+    let running = seashell_server::start(cfg.clone()).await.expect("start");
+    let base = format!("http://{}", running.local_addr);
+    let key = common::admin_key(&running).await;
+    let api = Api::new(&base, (&key.0, &key.1));
+    // One principal's environments in several regions (a named one needs
+    // a VPC).
+    let create = |region: &str| {
+        let api = api.in_region(region);
+        async move { api.call("createEnvironment", json!({})).await }
+    };
+    let first = api.running_environment().await;
+    let west = api.in_region("us-west-2");
+    let second = create("us-west-2").await.ok()["EnvironmentId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    west.wait_status(&second, "RUNNING").await;
+
+    // The third is refused, says why, and leaves no environment behind.
+    let full = create("race-1").await;
+    assert_eq!(full.status, 503, "{full:?}");
+    assert_eq!(full.err(), "ServiceUnavailableException");
+    assert!(
+        full.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_running_environments")),
+        "{full:?}"
+    );
+    let listed = api
+        .in_region("race-1")
+        .call("describeEnvironments", json!({}))
+        .await
+        .ok();
+    assert_eq!(
+        listed["Environments"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+
+    // A stopped one frees its place; ten creates at once race for it, and
+    // only one of them gets it.
+    west.call("stopEnvironment", json!({ "EnvironmentId": second }))
+        .await
+        .ok();
+    west.wait_status(&second, "SUSPENDED").await;
+    // Connections opened first, so the ten calls reach the server together.
+    futures_util::future::join_all(racing_regions.iter().map(|r| {
+        let api = api.in_region(r);
+        async move { api.call("describeEnvironments", json!({})).await.ok() }
+    }))
+    .await;
+    let racing = futures_util::future::join_all(racing_regions.iter().map(|r| create(r))).await;
+    let admitted: Vec<_> = racing
+        .iter()
+        .zip(&racing_regions)
+        .filter(|(a, _)| a.status == 200)
+        .collect();
+    assert_eq!(admitted.len(), 1, "{racing:?}");
+    assert!(
+        racing
+            .iter()
+            .filter(|a| a.status != 200)
+            .all(|a| a.status == 503 && a.err() == "ServiceUnavailableException"),
+        "{racing:?}"
+    );
+    let (answer, region) = admitted[0];
+    let third = answer.body["EnvironmentId"].as_str().expect("id");
+    api.in_region(region).wait_status(third, "RUNNING").await;
+
+    // Starting the stopped one again is refused the same way while two run.
+    let start = west
+        .call("startEnvironment", json!({ "EnvironmentId": second }))
+        .await;
+    assert_eq!(start.err(), "ServiceUnavailableException", "{start:?}");
+    api.call("deleteEnvironment", json!({ "EnvironmentId": first }))
+        .await
+        .ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let start = west
+            .call("startEnvironment", json!({ "EnvironmentId": second }))
+            .await;
+        if start.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not started after a delete freed a place: {start:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    west.wait_status(&second, "RUNNING").await;
+
+    running.run_until(async {}).await.expect("stop");
+    drop(guard);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_end_and_unused_homes_are_deleted() {
     let db = common::databases().await.remove(0);
     let mut cfg = config(&db);

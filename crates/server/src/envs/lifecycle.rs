@@ -69,6 +69,9 @@ impl Environments {
         }
         self.check_usage(&caller.account_id, region).await?;
         self.check_free_space()?;
+        // Held until the new row counts, so two creates cannot both take
+        // the last place.
+        let _admission = self.check_host_capacity().await?;
         let now = now_ms();
         let env = EnvironmentRow {
             environment_id: uuid::Uuid::new_v4().to_string(),
@@ -120,6 +123,7 @@ impl Environments {
             SUSPENDED => {
                 self.check_usage(&env.account_id, &env.region).await?;
                 self.check_free_space()?;
+                let _admission = self.check_host_capacity().await?;
                 if self
                     .store()
                     .set_environment_status(id, &[SUSPENDED], RESUMING, None)
@@ -240,6 +244,32 @@ impl Environments {
             )));
         }
         Ok(())
+    }
+
+    /// Refuses to create or start an environment while the server runs
+    /// `max_running_environments`. The guard it returns admits one: hold it
+    /// until the environment's row says it is starting.
+    pub(super) async fn check_host_capacity(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, ApiError> {
+        let guard = self.admission().lock().await;
+        let max = self.settings().max_running_environments;
+        if max == 0 {
+            return Ok(guard);
+        }
+        let active = self
+            .store()
+            .count_active_environments()
+            .await
+            .map_err(internal)?;
+        if u64::try_from(active).unwrap_or(u64::MAX) >= max {
+            tracing::warn!(active, max, "refusing a start: the host is full");
+            return Err(unavailable(format!(
+                "The server already runs {active} environments, its maximum \
+                 (cloudshell.max_running_environments); try again once one stops."
+            )));
+        }
+        Ok(guard)
     }
 
     /// Refuses to create or start an environment while the data volume or

@@ -104,6 +104,8 @@ struct Inner {
     reconciled_tx: watch::Sender<bool>,
     hubs: StdMutex<HashMap<String, AgentHub>>,
     locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Serializes the host-capacity check with the start it admits.
+    admission: Mutex<()>,
 }
 
 impl Environments {
@@ -138,6 +140,7 @@ impl Environments {
                 reconciled_tx,
                 hubs: StdMutex::new(HashMap::new()),
                 locks: StdMutex::new(HashMap::new()),
+                admission: Mutex::new(()),
             }),
         }
     }
@@ -241,6 +244,12 @@ impl Environments {
 
     fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The lock that admits one create or start at a time past the
+    /// host-capacity check.
+    fn admission(&self) -> &Mutex<()> {
+        &self.inner.admission
     }
 
     /// The per-environment transition lock.

@@ -288,6 +288,20 @@ impl Store {
         row.try_get("n").map_err(query_err("counting environments"))
     }
 
+    /// How many environments are running or starting (`CREATING`,
+    /// `RUNNING`, `RESUMING`), in every account: the host-wide cap.
+    pub async fn count_active_environments(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM cloudshell_environments \
+             WHERE status IN ('CREATING', 'RUNNING', 'RESUMING')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("counting running environments"))?;
+        row.try_get("n")
+            .map_err(query_err("counting running environments"))
+    }
+
     /// Moves an environment to `status` if it is in one of `from` (or in
     /// any state when `from` is empty); false if it was not.
     pub async fn set_environment_status(
