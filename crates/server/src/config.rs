@@ -37,6 +37,10 @@ pub struct Config {
     pub regions: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Reverse proxies (CIDR blocks) whose `X-Forwarded-For` names the
+    /// client, for the per-address limits, the lockout and the trail
+    /// (`http/client_address.rs`). Default none: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// Environments and the CloudShell service (`[cloudshell]`).
     pub cloudshell: CloudShellSettings,
     /// IAM Identity Center sign-in (`[sso]`).
@@ -137,6 +141,7 @@ impl Default for Config {
             tls_key: None,
             regions: vec!["us-east-1".into(), "eu-west-1".into()],
             max_body_bytes: 1 << 20,
+            trusted_proxies: Vec::new(),
             cloudshell: CloudShellSettings::default(),
             sso: SsoSettings::default(),
             limits: LimitSettings::default(),
@@ -248,6 +253,7 @@ impl Config {
         self.cloudshell.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
         self.metrics.validate().map_err(ConfigError::Invalid)?;
+        self.trusted_proxies().map_err(ConfigError::Invalid)?;
         if self.regions.is_empty() {
             return Err(ConfigError::Invalid("at least one region is needed".into()));
         }
@@ -274,6 +280,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The trusted proxies. Environments' addresses cannot be among them:
+    /// a shell could then name any client it liked.
+    pub fn trusted_proxies(&self) -> Result<crate::http::client_address::TrustedProxies, String> {
+        let proxies = crate::http::client_address::TrustedProxies::parse(&self.trusted_proxies)?;
+        if let Ok((addr, len)) = self.cloudshell.pool() {
+            let pool = ipnet::Ipv4Net::new(addr, len).map(ipnet::IpNet::V4);
+            for block in proxies.blocks() {
+                if pool
+                    .as_ref()
+                    .is_ok_and(|p| p.contains(block) || block.contains(p))
+                {
+                    return Err(format!(
+                        "trusted_proxies: {block} overlaps cloudshell.network_pool, \
+                         the environments' addresses"
+                    ));
+                }
+            }
+        }
+        Ok(proxies)
     }
 
     /// The database to use: the configured URL or the SQLite file in the
@@ -363,6 +390,20 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.regions, vec!["ap-south-1"]);
+    }
+
+    #[test]
+    fn trusted_proxies_are_blocks_outside_the_environments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("seashell.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/24\", \"::1/128\"]\n").expect("write");
+        let c = Config::load(Some(&file), Overrides::default()).expect("valid");
+        assert_eq!(c.trusted_proxies().expect("valid").blocks().len(), 2);
+        for bad in ["10.213.4.0/24", "10.0.0.0/8", "proxy.example.com"] {
+            std::fs::write(&file, format!("trusted_proxies = [\"{bad}\"]\n")).expect("write");
+            let e = Config::load(Some(&file), Overrides::default()).expect_err(bad);
+            assert!(e.to_string().contains("trusted_proxies"), "{bad}: {e}");
+        }
     }
 
     #[test]

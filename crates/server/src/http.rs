@@ -15,6 +15,7 @@ use seashell_audit::{Record, Sink, UserIdentity};
 use tower_http::trace::TraceLayer;
 
 pub mod body_deadline;
+pub mod client_address;
 mod json;
 mod rest_json;
 pub mod sso;
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     let https = state.config.serves_https();
     let body_deadline = state.config.limits.body_deadline();
+    let proxies = state.trusted_proxies.clone();
     let router = Router::new()
         .route("/signin", get(signin::signin_form).post(signin::signin))
         .route("/signin/password", post(signin::change_password))
@@ -92,6 +94,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         None => router,
     };
     router
+        .layer(axum::middleware::from_fn(move |req, next| {
+            client_address::resolve(proxies.clone(), req, next)
+        }))
         .layer(axum::middleware::map_response(move |response| {
             strict_transport(https, response)
         }))

@@ -4,11 +4,12 @@
 //! an Argon2 verification or write a row (console and portal sign-in,
 //! SSO-OIDC `RegisterClient` and `StartDeviceAuthorization`).
 //!
-//! **Which address.** Always the TCP peer's. `X-Forwarded-For` and similar
-//! headers are never read: anyone can write them, so trusting them would let
-//! a client pick a fresh address for every request. Behind a reverse proxy
-//! every client shares the proxy's address; raise the limits there or limit
-//! at the proxy. IPv6 peers are counted by their /64 prefix (one host usually
+//! **Which address.** The TCP peer's, or the client a trusted reverse proxy
+//! names (`trusted_proxies`, [`crate::http::client_address`]). Otherwise
+//! `X-Forwarded-For` and similar headers are never read: anyone can write
+//! them, so trusting them would let a client pick a fresh address for every
+//! request. Connections are counted at accept, so those caps stay the
+//! proxy's. IPv6 peers are counted by their /64 prefix (one host usually
 //! owns a whole /64), IPv4-mapped IPv6 addresses as the IPv4 address.
 //!
 //! Memory is bounded: connection and upgrade counters keep an entry only

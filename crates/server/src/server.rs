@@ -61,6 +61,9 @@ pub enum ServeError {
     /// `[metrics]` could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics_access::AccessError),
+    /// `trusted_proxies` is invalid.
+    #[error("{0}")]
+    TrustedProxies(String),
 }
 
 /// A server that is listening.
@@ -170,9 +173,13 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .and_then(|(addr, len)| ipnet::Ipv4Net::new(addr, len).ok())
         .map(ipnet::IpNet::V4);
     let metrics_access = MetricsAccess::new(&config.metrics, environment_pool)?;
+    let trusted_proxies = config
+        .trusted_proxies()
+        .map_err(ServeError::TrustedProxies)?;
     let state = Arc::new(AppState {
         limits,
         metrics_access,
+        trusted_proxies,
         config,
         store,
         audit,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Who may read `/metrics`.
     pub metrics_access: crate::metrics_access::MetricsAccess,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::http::client_address::TrustedProxies,
 }
 
 impl AppState {

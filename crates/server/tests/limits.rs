@@ -5,7 +5,8 @@
 //! WebSocket upgrades are capped per address, slowly sent request bodies are
 //! cut off while slow steady ones go on, and the sign-in and SSO-OIDC
 //! entry points are rate-limited per address before any password is
-//! checked or any row is written.
+//! checked or any row is written; behind a trusted proxy the address is the
+//! client it names.
 //!
 //! A second client address is 127.0.0.2 (all of 127.0.0.0/8 is loopback on
 //! Linux).
@@ -22,6 +23,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const OTHER: [u8; 4] = [127, 0, 0, 2];
+
+/// The flood test measures this process's memory, which every test here
+/// shares: it runs alone (write), the others together (read). Argon2 in
+/// the sign-in tests alone grows the process by hundreds of MiB.
+static MEMORY_MEASURED: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// The SQLite database of a fresh pair (the limits do not depend on the
 /// database; the sign-in tests below run on both).
@@ -99,6 +105,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_and_idle_keep_alive_connections_are_closed() {
+    let _measured = MEMORY_MEASURED.read().await;
     let db = sqlite_db().await;
     let mut config = common::server_config(&db);
     config.limits.header_read_timeout_secs = 2;
@@ -230,6 +237,7 @@ async fn send_body_slowly(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_bodies_are_cut_off_but_slow_steady_uploads_are_not() {
+    let _measured = MEMORY_MEASURED.read().await;
     let db = sqlite_db().await;
     let mut config = common::server_config(&db);
     config.limits.body_read_timeout_secs = 2;
@@ -310,6 +318,7 @@ async fn slow_request_bodies_are_cut_off_but_slow_steady_uploads_are_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_flood_from_one_address_is_capped() {
+    let _measured = MEMORY_MEASURED.write().await;
     let db = sqlite_db().await;
     // The defaults: 1024 connections per address, 8192 in all.
     let config = common::server_config(&db);
@@ -421,6 +430,7 @@ async fn pending_upgrade(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_upgrades_are_capped_per_address() {
+    let _measured = MEMORY_MEASURED.read().await;
     let db = sqlite_db().await;
     let mut config = common::server_config(&db);
     config.limits.max_pending_upgrades_per_address = 100;
@@ -504,6 +514,7 @@ async fn post_form(client: &reqwest::Client, url: &str, form: &[(&str, &str)]) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_sign_in_is_rate_limited_per_address() {
+    let _measured = MEMORY_MEASURED.read().await;
     for db in common::databases().await {
         let backend = db.backend;
         let mut config = common::server_config(&db);
@@ -602,6 +613,7 @@ async fn console_sign_in_is_rate_limited_per_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_sign_in_is_rate_limited_per_address() {
+    let _measured = MEMORY_MEASURED.read().await;
     for db in common::databases().await {
         let backend = db.backend;
         let mut config = common::server_config(&db);
@@ -702,6 +714,7 @@ print(json.dumps(out))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_oidc_registration_and_device_authorization_are_rate_limited() {
+    let _measured = MEMORY_MEASURED.read().await;
     let bin = std::env::var("SEASHELL_TEST_AWS_BIN").unwrap_or_else(|_| {
         panic!(
             "SEASHELL_TEST_AWS_BIN is not set: export SEASHELL_TEST_AWS_BIN=\"$(scripts/aws-clients.sh)\""
@@ -766,4 +779,144 @@ async fn sso_oidc_registration_and_device_authorization_are_rate_limited() {
         running.run_until(async {}).await.expect("stop");
         db.drop_db().await;
     }
+}
+
+/// The `sourceIPAddress` of every `ConsoleLogin` in the journal.
+fn console_login_sources(db: &common::TestDb) -> Vec<String> {
+    std::fs::read_to_string(db.data_dir.path().join("audit/audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["eventName"] == "ConsoleLogin")
+        .filter_map(|r| r["sourceIPAddress"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A sign-in form post with `X-Forwarded-For` values.
+async fn post_forwarded(
+    client: &reqwest::Client,
+    url: &str,
+    account: &str,
+    forwarded: &[&str],
+) -> u16 {
+    let mut request = client.post(url).form(&[
+        ("account", account),
+        ("username", "admin"),
+        ("password", "not-the-password"),
+    ]);
+    for value in forwarded {
+        request = request.header("X-Forwarded-For", *value);
+    }
+    request.send().await.expect("post").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
+    let _measured = MEMORY_MEASURED.read().await;
+    let db = sqlite_db().await;
+    let mut config = common::server_config(&db);
+    config.limits.signin.burst = 3;
+    config.limits.signin.per_minute = 1;
+    // 127.0.0.1 plays the proxy; 127.0.0.2 is a client that reaches the
+    // server directly and writes the header itself.
+    config.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let running = seashell_server::start(config.clone()).await.expect("start");
+    let url = format!("http://{}/signin", running.local_addr);
+    let account = running.first_account.account_id.clone();
+    let proxy = client_from([127, 0, 0, 1]);
+    let direct = client_from(OTHER);
+
+    // Clients behind the proxy each have their own bucket.
+    for _ in 0..3 {
+        assert_eq!(
+            post_forwarded(&proxy, &url, &account, &["203.0.113.5"]).await,
+            401
+        );
+    }
+    assert_eq!(
+        post_forwarded(&proxy, &url, &account, &["203.0.113.5"]).await,
+        429
+    );
+    assert_eq!(
+        post_forwarded(&proxy, &url, &account, &["203.0.113.6"]).await,
+        401
+    );
+    // Only what the proxy appended counts: a client that writes a fresh
+    // address to the left is still the throttled one, across headers too.
+    assert_eq!(
+        post_forwarded(&proxy, &url, &account, &["198.51.100.1, 203.0.113.5"]).await,
+        429
+    );
+    assert_eq!(
+        post_forwarded(&proxy, &url, &account, &["198.51.100.2", "203.0.113.5"]).await,
+        429
+    );
+    // A client that is not a proxy is its own address whatever it writes.
+    for _ in 0..3 {
+        assert_eq!(
+            post_forwarded(&direct, &url, &account, &["203.0.113.7"]).await,
+            401
+        );
+    }
+    assert_eq!(
+        post_forwarded(&direct, &url, &account, &["203.0.113.7"]).await,
+        429
+    );
+    assert_eq!(
+        post_forwarded(&proxy, &url, &account, &["203.0.113.7"]).await,
+        401
+    );
+    // `/metrics` sees the client too: loopback is let in, a client the
+    // proxy forwards is not.
+    let metrics = format!("http://{}/metrics", running.local_addr);
+    let r = proxy.get(&metrics).send().await.expect("metrics");
+    assert_eq!(r.status(), 200);
+    let r = proxy
+        .get(&metrics)
+        .header("X-Forwarded-For", "203.0.113.5")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 403);
+    // An unreadable header from the proxy is refused, not guessed at.
+    assert_eq!(
+        post_forwarded(&proxy, &url, &account, &["unknown"]).await,
+        400
+    );
+
+    let mut sources = console_login_sources(&db);
+    sources.sort();
+    assert_eq!(
+        sources,
+        [
+            "127.0.0.2",
+            "127.0.0.2",
+            "127.0.0.2",
+            "203.0.113.5",
+            "203.0.113.5",
+            "203.0.113.5",
+            "203.0.113.6",
+            "203.0.113.7"
+        ],
+        "the trail records the client behind the proxy"
+    );
+    running.run_until(async {}).await.expect("stop");
+
+    // Without trusted proxies the header is never read.
+    config.trusted_proxies.clear();
+    let running = seashell_server::start(config).await.expect("start");
+    let url = format!("http://{}/signin", running.local_addr);
+    for n in 0..4 {
+        let forwarded = format!("203.0.113.{}", 20 + n);
+        let status = post_forwarded(&proxy, &url, &account, &[forwarded.as_str()]).await;
+        assert_eq!(status, if n < 3 { 401 } else { 429 }, "attempt {n}");
+    }
+    assert_eq!(
+        console_login_sources(&db)
+            .iter()
+            .filter(|s| *s == "127.0.0.1")
+            .count(),
+        3
+    );
+    running.run_until(async {}).await.expect("stop");
 }
