@@ -2,7 +2,9 @@
 //! and a handler by sending its body a byte at a time (slowloris with a
 //! body; docs/security.md §5.1).
 //!
-//! The body must arrive within `body_read_timeout_secs`, extended by one
+//! The body must arrive within `body_read_timeout_secs` of the handler's
+//! first asking for it (so neither a handler that waits for an environment
+//! first nor a client that waits for `100 Continue` loses time), extended by one
 //! second for every `body_min_rate_bytes` received: a large upload on a slow
 //! but working link goes on for as long as it keeps that rate, while a
 //! dribble runs out of time. (Apache's `mod_reqtimeout` works the same way.)
@@ -75,7 +77,8 @@ pub async fn enforce(deadline: BodyDeadline, req: Request, next: Next) -> Respon
 /// A body that fails once its deadline has passed.
 struct DeadlineBody {
     inner: Body,
-    timer: Pin<Box<Sleep>>,
+    /// Set at the first read.
+    timer: Option<Pin<Box<Sleep>>>,
     started: Instant,
     deadline: BodyDeadline,
     received: u64,
@@ -84,11 +87,10 @@ struct DeadlineBody {
 
 impl DeadlineBody {
     fn new(inner: Body, deadline: BodyDeadline, expired: Arc<AtomicBool>) -> Self {
-        let started = Instant::now();
         DeadlineBody {
             inner,
-            timer: Box::pin(tokio::time::sleep_until(started + deadline.grace)),
-            started,
+            timer: None,
+            started: Instant::now(),
             deadline,
             received: 0,
             expired,
@@ -97,12 +99,18 @@ impl DeadlineBody {
 
     /// When the body must be complete, given what has arrived so far.
     fn due(&self) -> Instant {
-        let earned = match self.deadline.min_rate_bytes {
-            0 => Duration::ZERO,
-            rate => Duration::from_secs(self.received / rate),
-        };
-        self.started + self.deadline.grace + earned
+        due(self.started, self.deadline, self.received)
     }
+}
+
+/// When a body first read at `started` must be complete, `received` bytes
+/// into it.
+fn due(started: Instant, deadline: BodyDeadline, received: u64) -> Instant {
+    let earned = match deadline.min_rate_bytes {
+        0 => Duration::ZERO,
+        rate => Duration::from_secs(received / rate),
+    };
+    started + deadline.grace + earned
 }
 
 impl HttpBody for DeadlineBody {
@@ -117,16 +125,24 @@ impl HttpBody for DeadlineBody {
         if this.expired.load(Ordering::Acquire) {
             return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
         }
+        if this.timer.is_none() {
+            this.started = Instant::now();
+            this.timer = Some(Box::pin(tokio::time::sleep_until(this.due())));
+        }
+        let Some(timer) = this.timer.as_mut() else {
+            return Poll::Ready(None);
+        };
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
-                    let due = this.due();
-                    this.timer.as_mut().reset(due);
+                    timer
+                        .as_mut()
+                        .reset(due(this.started, this.deadline, this.received));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
+            Poll::Pending => match timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.expired.store(true, Ordering::Release);
                     Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))))
@@ -161,6 +177,48 @@ mod tests {
         );
         b.received = received;
         b
+    }
+
+    /// The next frame, or `None` if none came within `wait`.
+    async fn next_frame(
+        body: &mut DeadlineBody,
+        wait: Duration,
+    ) -> Option<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx));
+        tokio::time::timeout(wait, frame).await.ok()
+    }
+
+    #[tokio::test]
+    async fn the_clock_starts_when_the_body_is_first_read() {
+        let silent = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+        let expired = Arc::new(AtomicBool::new(false));
+        let mut b = DeadlineBody::new(
+            Body::from_stream(silent),
+            BodyDeadline {
+                grace: Duration::from_secs(1),
+                min_rate_bytes: 0,
+            },
+            expired.clone(),
+        );
+        // A handler that reads late, well past the grace: the body still
+        // has its whole grace from then on.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let first_read = Instant::now();
+        assert!(next_frame(&mut b, Duration::from_millis(300))
+            .await
+            .is_none());
+        assert!(!expired.load(Ordering::Acquire));
+        let timed_out = next_frame(&mut b, Duration::from_secs(5)).await;
+        assert!(
+            matches!(timed_out, Some(Some(Err(_)))),
+            "the silent body did not time out"
+        );
+        let after = first_read.elapsed();
+        assert!(
+            after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+            "{after:?}"
+        );
+        assert!(expired.load(Ordering::Acquire));
     }
 
     #[tokio::test]
