@@ -286,18 +286,16 @@ impl Config {
     /// a shell could then name any client it liked.
     pub fn trusted_proxies(&self) -> Result<crate::http::client_address::TrustedProxies, String> {
         let proxies = crate::http::client_address::TrustedProxies::parse(&self.trusted_proxies)?;
-        if let Ok((addr, len)) = self.cloudshell.pool() {
-            let pool = ipnet::Ipv4Net::new(addr, len).map(ipnet::IpNet::V4);
-            for block in proxies.blocks() {
-                if pool
-                    .as_ref()
-                    .is_ok_and(|p| p.contains(block) || block.contains(p))
-                {
-                    return Err(format!(
-                        "trusted_proxies: {block} overlaps cloudshell.network_pool, \
-                         the environments' addresses"
-                    ));
-                }
+        if let Some(pool) = self.cloudshell.pool_block() {
+            if let Some(block) = proxies
+                .blocks()
+                .iter()
+                .find(|b| pool.contains(*b) || b.contains(&pool))
+            {
+                return Err(format!(
+                    "trusted_proxies: {block} overlaps cloudshell.network_pool, \
+                     the environments' addresses"
+                ));
             }
         }
         Ok(proxies)

@@ -166,13 +166,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         Some((local_addr, config.tls_cert.is_some())),
     );
     let limits = Limits::new(&config.limits);
-    let environment_pool = config
-        .cloudshell
-        .pool()
-        .ok()
-        .and_then(|(addr, len)| ipnet::Ipv4Net::new(addr, len).ok())
-        .map(ipnet::IpNet::V4);
-    let metrics_access = MetricsAccess::new(&config.metrics, environment_pool)?;
+    let metrics_access = MetricsAccess::new(&config.metrics, config.cloudshell.pool_block())?;
     let trusted_proxies = config
         .trusted_proxies()
         .map_err(ServeError::TrustedProxies)?;

@@ -826,46 +826,34 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted_and_recorded() {
     let proxy = client_from([127, 0, 0, 1]);
     let direct = client_from(OTHER);
 
-    // Clients behind the proxy each have their own bucket.
-    for _ in 0..3 {
+    // Each step: who sends, the X-Forwarded-For headers, the status.
+    let steps: &[(&reqwest::Client, &[&str], u16)] = &[
+        // Clients behind the proxy each have their own bucket.
+        (&proxy, &["203.0.113.5"], 401),
+        (&proxy, &["203.0.113.5"], 401),
+        (&proxy, &["203.0.113.5"], 401),
+        (&proxy, &["203.0.113.5"], 429),
+        (&proxy, &["203.0.113.6"], 401),
+        // Only what the proxy appended counts: a client that writes a fresh
+        // address to the left is still the throttled one, across headers
+        // too.
+        (&proxy, &["198.51.100.1, 203.0.113.5"], 429),
+        (&proxy, &["198.51.100.2", "203.0.113.5"], 429),
+        // A client that is not a proxy is its own address whatever it
+        // writes.
+        (&direct, &["203.0.113.7"], 401),
+        (&direct, &["203.0.113.7"], 401),
+        (&direct, &["203.0.113.7"], 401),
+        (&direct, &["203.0.113.7"], 429),
+        (&proxy, &["203.0.113.7"], 401),
+    ];
+    for (n, (client, forwarded, status)) in steps.iter().enumerate() {
         assert_eq!(
-            post_forwarded(&proxy, &url, &account, &["203.0.113.5"]).await,
-            401
+            post_forwarded(client, &url, &account, forwarded).await,
+            *status,
+            "step {n}: {forwarded:?}"
         );
     }
-    assert_eq!(
-        post_forwarded(&proxy, &url, &account, &["203.0.113.5"]).await,
-        429
-    );
-    assert_eq!(
-        post_forwarded(&proxy, &url, &account, &["203.0.113.6"]).await,
-        401
-    );
-    // Only what the proxy appended counts: a client that writes a fresh
-    // address to the left is still the throttled one, across headers too.
-    assert_eq!(
-        post_forwarded(&proxy, &url, &account, &["198.51.100.1, 203.0.113.5"]).await,
-        429
-    );
-    assert_eq!(
-        post_forwarded(&proxy, &url, &account, &["198.51.100.2", "203.0.113.5"]).await,
-        429
-    );
-    // A client that is not a proxy is its own address whatever it writes.
-    for _ in 0..3 {
-        assert_eq!(
-            post_forwarded(&direct, &url, &account, &["203.0.113.7"]).await,
-            401
-        );
-    }
-    assert_eq!(
-        post_forwarded(&direct, &url, &account, &["203.0.113.7"]).await,
-        429
-    );
-    assert_eq!(
-        post_forwarded(&proxy, &url, &account, &["203.0.113.7"]).await,
-        401
-    );
     // `/metrics` sees the client too: loopback is let in, a client the
     // proxy forwards is not.
     let metrics = format!("http://{}/metrics", running.local_addr);

@@ -221,6 +221,13 @@ impl CloudShellSettings {
         Ok((addr, len))
     }
 
+    /// The network pool as a block, if it is valid: the environments'
+    /// addresses, which no address list may trust.
+    pub fn pool_block(&self) -> Option<ipnet::IpNet> {
+        let (addr, len) = self.pool().ok()?;
+        ipnet::Ipv4Net::new(addr, len).ok().map(ipnet::IpNet::V4)
+    }
+
     /// The idle timeout in force.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(

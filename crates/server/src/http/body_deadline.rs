@@ -77,9 +77,9 @@ pub async fn enforce(deadline: BodyDeadline, req: Request, next: Next) -> Respon
 /// A body that fails once its deadline has passed.
 struct DeadlineBody {
     inner: Body,
-    /// Set at the first read.
-    timer: Option<Pin<Box<Sleep>>>,
-    started: Instant,
+    /// When the body was first read, and the timer set for its deadline;
+    /// none before that read.
+    clock: Option<(Instant, Pin<Box<Sleep>>)>,
     deadline: BodyDeadline,
     received: u64,
     expired: Arc<AtomicBool>,
@@ -89,17 +89,11 @@ impl DeadlineBody {
     fn new(inner: Body, deadline: BodyDeadline, expired: Arc<AtomicBool>) -> Self {
         DeadlineBody {
             inner,
-            timer: None,
-            started: Instant::now(),
+            clock: None,
             deadline,
             received: 0,
             expired,
         }
-    }
-
-    /// When the body must be complete, given what has arrived so far.
-    fn due(&self) -> Instant {
-        due(self.started, self.deadline, self.received)
     }
 }
 
@@ -125,20 +119,18 @@ impl HttpBody for DeadlineBody {
         if this.expired.load(Ordering::Acquire) {
             return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
         }
-        if this.timer.is_none() {
-            this.started = Instant::now();
-            this.timer = Some(Box::pin(tokio::time::sleep_until(this.due())));
-        }
-        let Some(timer) = this.timer.as_mut() else {
-            return Poll::Ready(None);
-        };
+        let (started, timer) = this.clock.get_or_insert_with(|| {
+            let now = Instant::now();
+            let first = due(now, this.deadline, this.received);
+            (now, Box::pin(tokio::time::sleep_until(first)))
+        });
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
                     timer
                         .as_mut()
-                        .reset(due(this.started, this.deadline, this.received));
+                        .reset(due(*started, this.deadline, this.received));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -166,17 +158,14 @@ impl HttpBody for DeadlineBody {
 mod tests {
     use super::*;
 
-    fn body(received: u64, grace: u64, rate: u64) -> DeadlineBody {
-        let mut b = DeadlineBody::new(
-            Body::empty(),
-            BodyDeadline {
-                grace: Duration::from_secs(grace),
-                min_rate_bytes: rate,
-            },
-            Arc::default(),
-        );
-        b.received = received;
-        b
+    /// How long after its first read a body must be complete.
+    fn allowed(received: u64, grace: u64, rate: u64) -> Duration {
+        let now = Instant::now();
+        let deadline = BodyDeadline {
+            grace: Duration::from_secs(grace),
+            min_rate_bytes: rate,
+        };
+        due(now, deadline, received) - now
     }
 
     /// The next frame, or `None` if none came within `wait`.
@@ -223,12 +212,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_deadline_grows_with_what_arrived() {
-        let b = body(0, 20, 500);
-        assert_eq!(b.due() - b.started, Duration::from_secs(20));
-        let b = body(5_000, 20, 500);
-        assert_eq!(b.due() - b.started, Duration::from_secs(30));
+        assert_eq!(allowed(0, 20, 500), Duration::from_secs(20));
+        assert_eq!(allowed(5_000, 20, 500), Duration::from_secs(30));
         // Without a rate the grace is all a body gets.
-        let b = body(1 << 30, 20, 0);
-        assert_eq!(b.due() - b.started, Duration::from_secs(20));
+        assert_eq!(allowed(1 << 30, 20, 0), Duration::from_secs(20));
     }
 }
